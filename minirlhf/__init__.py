@@ -1,0 +1,3 @@
+"""minirlhf: InstructGPT's SFT -> reward model -> PPO pipeline, small and readable."""
+
+__version__ = "0.1.0"
