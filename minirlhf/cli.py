@@ -1,0 +1,96 @@
+"""The ``minirlhf`` command: world, pretrain, judge, run (see CONTRACT.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _world(args) -> None:
+    from .world.build import build_world
+    meta = build_world(args.out, seed=args.seed)
+    lab = meta["labelers"]
+    print(f"wrote the world (seed {args.seed}) to {args.out or 'the package data folder'}: "
+          f"{meta['corpus_documents']} corpus documents, {meta['demonstrations']} demonstrations, "
+          f"prompt splits {meta['files']}")
+    print(f"labelers: tau={lab['tau']}, labeler-labeler agreement {lab['labeler_labeler_agreement_fresh']:.3f}, "
+          f"labeler-gold agreement {lab['labeler_gold_agreement_fresh']['all']:.3f}")
+
+
+def _pretrain(args) -> None:
+    from .paths import base_model_dir
+    from .pretrain import pretrain
+    from .settings import get_settings
+    settings = get_settings(device=args.device, seed=args.seed)
+    out = args.out or str(base_model_dir(args.size))
+    info = pretrain(args.size, out_dir=out, device=settings.device, seed=args.seed, steps=args.steps)
+    info = {k: v for k, v in info.items() if k != "history"}
+    print(json.dumps(info, indent=2))
+    print(f"saved the {args.size} base model to {out}")
+
+
+def _judge(args) -> None:
+    from .judge import judge_model
+    from .settings import get_settings
+    settings = get_settings(device=args.device, seed=args.seed)
+    result = judge_model(args.model, n=args.n, device=settings.device, seed=args.seed)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "helpful_rate_by_category"}))
+        return
+    print(f"{result['model']} on {result['n']} held-out prompts:")
+    for key in ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate", "gold_utility_mean"):
+        print(f"  {key:20s} {result[key]:.3f}")
+
+
+def _run(args) -> None:
+    from .run import run
+    run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minirlhf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("world", help="(re)generate the offline world's data files")
+    p.add_argument("--out", default=None, help="output folder (default: the package's data/world)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_world)
+
+    p = sub.add_parser("pretrain", help="pretrain a base model of the size ladder on the world's corpus")
+    p.add_argument("--size", default="tiny", help="a size of the ladder (tiny, small, medium, large)")
+    p.add_argument("--out", default=None, help="output folder (default: data/models/base-SIZE)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--steps", type=int, default=None, help="override the size's number of steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_pretrain)
+
+    p = sub.add_parser("judge", help="sample a model on held-out prompts and print the gold judge's rates")
+    p.add_argument("--model", required=True, help="path of a Hugging Face causal LM folder")
+    p.add_argument("--n", type=int, default=200, help="number of held-out prompts")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_judge)
+
+    p = sub.add_parser("run", help="the main job: the whole pipeline built so far; writes a run folder")
+    p.add_argument("--out", default="runs/latest", help="run folder")
+    p.add_argument("--fast", action="store_true", help="keep every step, shrink the work (= MINIRLHF_FAST=1)")
+    p.add_argument("--model", default=None, help="base model path (default: the shipped tiny model)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError) as e:   # bad input: a clear message, no traceback
+        print(f"minirlhf {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
