@@ -1,0 +1,1 @@
+"""Data files shipped with minirlhf (the offline world and the base model)."""
