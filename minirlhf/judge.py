@@ -64,6 +64,8 @@ def judge_model(model_path: str | Path, n: int = 200, device: str = "cpu", seed:
     """Sample a model on ``n`` held-out prompts and return its gold rates."""
     from .generation import generate, load_model
     if model is None:
+        if not (Path(model_path) / "config.json").is_file():
+            raise FileNotFoundError(f"no Hugging Face model folder at {model_path} (config.json missing)")
         model, tokenizer = load_model(str(model_path), device=device)
     prompts = eval_prompts(n)
     responses = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,

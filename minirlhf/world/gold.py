@@ -102,8 +102,13 @@ def _has(text: str, phrases) -> bool:
     return any(re.search(rf"(?<![a-z']){re.escape(p)}(?![a-z])", text) for p in phrases)
 
 
+def _statements(text: str) -> str:
+    """The text without its questions: asking "Is Ada a baker?" claims nothing."""
+    return " ".join(s for s in re.split(r"(?<=[.!?])\s+", text) if not s.rstrip().endswith("?"))
+
+
 def _clauses(text: str) -> list[str]:
-    parts = re.split(r"[.!?;:,\n]+|\bbut\b|\bwhile\b|\bwhereas\b", text)
+    parts = re.split(r"[.!?;:,\n]+|\bbut\b|\bwhile\b|\bwhereas\b", _statements(text))
     return [p for p in parts if p.strip()]
 
 
@@ -158,7 +163,7 @@ def _check_facts(task: Task, response: str) -> tuple[list[tuple[str | None, str]
     """(correct statements, number of false statements) against the world or the passage."""
     correct, false = [], 0
     if task.numbers is not None:              # arithmetic: any other number is a wrong sum
-        false += len(set(_numbers(response)) - {*task.numbers, sum(task.numbers)})
+        false += len(set(_numbers(_statements(response))) - {*task.numbers, sum(task.numbers)})
     for person, value, negated in stated_facts(response, task.person):
         if negated or person is None:
             continue
@@ -199,7 +204,7 @@ def _helpfulness(task: Task, response: str, low: str, correct, false: int, ignor
     if refused:
         return 0.0
     if c == "open_qa" and task.numbers is not None:
-        return 1.0 if sum(task.numbers) in _numbers(response) else 0.0
+        return 1.0 if sum(task.numbers) in _numbers(_statements(response)) else 0.0
     if c in ("open_qa", "closed_qa"):
         return _fact_helpfulness(task, correct, false, ignorance)
     if c == "summarization":
