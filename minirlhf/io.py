@@ -85,7 +85,7 @@ def require_columns(rows: Any, columns: Sequence[str], source: str) -> None:
             raise DataError(_columns_message(where, missing, row))
 
 
-def _write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,13 +105,13 @@ def _write_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Write rows as JSONL (one ``json.dumps`` per line, keys in their order), atomically."""
-    _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n"
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n"
                                 for row in rows))
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
     """Write one JSON document (ending in a newline), atomically."""
-    _write_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:

@@ -1,0 +1,66 @@
+"""Sampling answers from a causal LM of the world, plus loading and sizing models."""
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from minirlhf.world import format_prompt
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a saved model and its tokenizer from a local folder (never the hub)."""
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model, tokenizer
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters; tied weights (GPT-2's embedding = LM head) count once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int = 48,
+    temperature: float = 0.7,
+    batch_size: int = 64,
+    seed: int = 0,
+    format: bool = True,
+) -> list[str]:
+    """Answer each prompt; returns one stripped string per prompt, cut at the first eos.
+
+    Prompts are wrapped with `format_prompt` unless `format=False`, left-padded so every
+    answer starts right after its prompt, and sampled with plain temperature sampling
+    (no top-k/top-p), or greedily when `temperature == 0`. Seeded, so deterministic on
+    CPU. The model runs in eval mode on its own device; its mode is restored afterwards.
+    """
+    texts = [format_prompt(p) for p in prompts] if format else list(prompts)
+    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    was_training, padding_side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    torch.manual_seed(seed)
+    answers = []
+    try:
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(model.device)  # input_ids, attention_mask: (B, T_prompt), pads on the left
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )  # (B, T_prompt + T_new)
+            for row in out[:, enc["input_ids"].shape[1] :].tolist():
+                if tokenizer.eos_token_id in row:
+                    row = row[: row.index(tokenizer.eos_token_id)]
+                answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    finally:
+        model.train(was_training)
+        tokenizer.padding_side = padding_side
+    return answers
