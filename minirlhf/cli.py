@@ -43,6 +43,8 @@ def _judge(args) -> None:
 
 
 def _run(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")          # files only: the run may be on a machine without a display
     from .run import run
     run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed)
 

@@ -1,8 +1,10 @@
 """The main job, ``minirlhf run``: every stage built so far, written to one run folder.
 
-Stages now: the world (its labelers' calibration) and the pretrained base model judged
-by the gold preference. The folder holds CONTRACT's ``summary.json``, ``metrics.jsonl``,
-``report.md`` and ``plots/*.png``; stages that do not exist yet are absent.
+Stages: the world (its labelers' calibration), the pretrained base model judged by the
+gold preference, SFT on the labelers' demonstrations, the reward model on K-way rankings
+of SFT samples, and the evaluation (judge rates and win rates). The folder holds
+CONTRACT's ``summary.json``, ``metrics.jsonl``, ``report.md`` and ``plots/*.png``;
+stages that do not exist yet are absent.
 """
 from __future__ import annotations
 
@@ -12,108 +14,172 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import io
-from .judge import EVAL_TEMPERATURE, judge_model
+from . import io, plots
+from .evaluate import win_rate
+from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, eval_prompts, rates
 from .paths import base_model_dir, world_dir
-from .settings import get_settings
+from .settings import Settings, get_settings
 
-RATE_KEYS = ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate")
-
-
-def plot_rates(models: dict[str, dict], path: Path) -> Path:
-    """Grouped bars of the judge's rates, one group per rate, one bar per model."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / len(models)
-    for i, (name, r) in enumerate(models.items()):
-        xs = [k + i * width for k in range(len(RATE_KEYS))]
-        bars = ax.bar(xs, [r[k] for k in RATE_KEYS], width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(RATE_KEYS))],
-                  [k.replace("_rate", "").replace("_", " ") for k in RATE_KEYS])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of held-out prompts")
-    ax.set_title("Gold judge on held-out prompts")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+STAGES = ("world", "base", "sft", "rm", "eval")
 
 
-def write_report(out: Path, summary: dict, base_info: dict, samples: list[dict]) -> Path:
-    """``report.md``: the tables and plots of the run, produced from its own numbers."""
+def _stage_configs(settings: Settings):
+    """SFT and RM settings for this machine: smaller in fast mode (same steps, less work)."""
+    from .reward import RMConfig
+    from .sft import SFTConfig
+    sft = SFTConfig(seed=settings.seed, device=settings.device)
+    rm = RMConfig(seed=settings.seed, device=settings.device)
+    if settings.fast:
+        sft.epochs, rm.epochs = 1, 1
+    return sft, rm
+
+
+def _samples(model, tokenizer, prompts: list[str], seed: int) -> list[str]:
+    from .generation import generate
+    return generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS, temperature=EVAL_TEMPERATURE,
+                    seed=seed)
+
+
+def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figures: dict[str, str]) -> Path:
+    """``report.md``: the run's tables and plots, produced from its own numbers."""
     lab = summary["world"]["labelers"]
+    rate_cols = ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate", "gold_utility_mean")
     lines = [
         "# minirlhf run report", "",
         f"seed {summary['seed']} · device `{summary['device']}` · fast={summary['fast']} · "
-        f"total {summary['timings_s']['total']:.1f} s", "",
+        f"total {summary['timings_s']['total']:.1f} s "
+        f"({', '.join(f'{k} {v:.1f} s' for k, v in summary['timings_s'].items() if k != 'total')})", "",
         "## The world's labelers", "",
         "| tau | labeler–labeler agreement | labeler–gold agreement | gold tie share |", "|---|---|---|---|",
         f"| {lab['tau']} | {lab['labeler_labeler_agreement_fresh']:.3f} | "
         f"{lab['labeler_gold_agreement_fresh']['all']:.3f} | {lab['labeler_gold_agreement_fresh']['gold_tie_share']:.3f} |",
         "", "## The base model", "",
         "| parameters | tokens seen | held-out corpus loss | pretraining time | device |", "|---|---|---|---|---|",
-        f"| {base_info.get('params', '?'):,} | {base_info.get('tokens_seen', '?'):,} | "
+        f"| {base_info.get('params', 0):,} | {base_info.get('tokens_seen', 0):,} | "
         f"{base_info.get('val_loss', float('nan')):.3f} | {base_info.get('seconds', float('nan')):.0f} s | "
         f"{base_info.get('device', '?')} |",
-        "", "## Gold judge rates", "",
+        "", "## Gold judge rates on held-out prompts", "",
         "| model | n | helpful | false fact | harmful | more questions | mean gold utility |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in ("base", "sft", "ppo"):
         if name in summary:
             r = summary[name]
-            lines.append(f"| {name} | {r['n']} | " + " | ".join(f"{r[k]:.3f}" for k in RATE_KEYS)
-                         + f" | {r['gold_utility_mean']:.3f} |")
-    lines += ["", "![judge rates](plots/judge_rates.png)", "", "## Samples from the base model", ""]
+            lines.append(f"| {name} | {r['n']} | " + " | ".join(f"{r[k]:.3f}" for k in rate_cols) + " |")
+    if "rm" in summary:
+        rm = summary["rm"]
+        lines += ["", "## Reward model (held-out comparisons)", "",
+                  "| accuracy vs labelers | accuracy vs gold (non-tied) | gold tie share | margin | pairs |",
+                  "|---|---|---|---|---|",
+                  f"| {rm['accuracy_labelers']:.3f} | {rm['accuracy_gold']:.3f} | {rm['gold_tie_share']:.3f} | "
+                  f"{rm['margin']:.3f} | {rm['n_pairs']} |"]
+    if summary.get("win_rates"):
+        lines += ["", "## Win rates (ties count 1/2)", "",
+                  "| comparison | gold | 95% CI | wins | ties | losses | labelers | RM | n |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, w in summary["win_rates"].items():
+            lines.append(f"| {name} | {w['gold']:.3f} | [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] | {w['wins']:.3f} | "
+                         f"{w['ties']:.3f} | {w['losses']:.3f} | {w.get('labelers', float('nan')):.3f} | "
+                         f"{w.get('rm', float('nan')):.3f} | {w['n']} |")
+    lines += [""] + [f"![{name}]({path})" for name, path in figures.items()]
+    lines += ["", "## Samples on held-out prompts", ""]
     for s in samples:
-        lines += [f"- **{s['prompt']}**  ", f"  → {s['response']}  *(U = {s['utility']:+.2f})*"]
+        lines.append(f"- **{s['prompt']}**  ")
+        for model in ("base", "sft"):
+            if model in s:
+                lines.append(f"  {model}: {s[model]} *(U = {s[model + '_u']:+.2f})*  ")
     path = out / "report.md"
     io.write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
-        device: str | None = None, seed: int = 0) -> dict:
-    """Run the pipeline built so far; returns the summary written to ``out/summary.json``."""
+        device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES) -> dict:
+    """Run the pipeline; returns the summary written to ``out/summary.json``."""
+    from .generation import load_model
+    from .reward import run_reward_model, score
+    from .sft import run_sft
+    from .world.gold import utility
+    from .world.labelers import Labeler
+
     settings = get_settings(fast=fast, device=device, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = Path(model) if model else base_model_dir("tiny")
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    n_eval = 100 if settings.fast else None
+    base_path = Path(model) if model else base_model_dir("tiny")
+    sft_config, rm_config = _stage_configs(settings)
+    prompts = eval_prompts(100 if settings.fast else None)
+    timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
+    summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
+    world = json.loads((world_dir() / "world.json").read_text())
+    summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
 
-    with tqdm(total=2, desc="minirlhf run", unit="stage") as bar:
-        bar.set_postfix_str("world")
-        world = json.loads((world_dir() / "world.json").read_text())
-        bar.update()
+    bar = tqdm(total=len(stages), desc="minirlhf run", unit="stage")
+    responses = {}
 
-        bar.set_postfix_str("judging the base model")
+    def judged(name: str, path: Path) -> None:
         t = time.perf_counter()
-        base = judge_model(model_path, n=n_eval, device=settings.device, seed=seed, with_samples=True)
-        timings["eval"] = time.perf_counter() - t
+        responses[name] = _samples(*load_model(path, settings.device), prompts, seed)
+        summary[name] = {"model": str(path), **rates(prompts, responses[name])}
+        metrics.append({"stage": "eval", "step": 0, "model": name,
+                        **{k: v for k, v in summary[name].items() if isinstance(v, float)}})
+        timings["eval"] = timings.get("eval", 0.0) + time.perf_counter() - t
+
+    bar.set_postfix_str("judging the base model")
+    judged("base", base_path)
+    bar.update(2)
+
+    if "sft" in stages:
+        bar.set_postfix_str("SFT")
+        t = time.perf_counter()
+        sft = run_sft(base_path, out / "sft", sft_config, progress=False)
+        timings["sft"] = time.perf_counter() - t
+        metrics += sft.history
+        figures["SFT loss"] = str(plots.save(plots.loss_curves(sft.history), out / "plots" / "sft_loss.png")
+                                  .relative_to(out))
+        judged("sft", out / "sft")
         bar.update()
 
-    samples = base.pop("samples")
-    base_info_path = model_path / "pretrain_info.json"
-    base_info = json.loads(base_info_path.read_text()) if base_info_path.exists() else {}
+    if "rm" in stages and "sft" in stages:
+        bar.set_postfix_str("reward model")
+        t = time.perf_counter()
+        rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False)
+        timings["rm"] = time.perf_counter() - t
+        metrics += rm["history"]
+        m = rm["metrics"]
+        summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)}
+        ceiling = world["labelers"]["labeler_gold_agreement_fresh"]["all"]
+        figures["RM accuracy"] = str(plots.save(plots.rm_training(rm["history"], m, ceiling),
+                                                out / "plots" / "rm_accuracy.png").relative_to(out))
+        figures["RM rewards"] = str(plots.save(plots.reward_histogram(m["chosen_rewards"], m["rejected_rewards"]),
+                                               out / "plots" / "rm_rewards.png").relative_to(out))
+        bar.update()
+
+        bar.set_postfix_str("evaluation")
+        t = time.perf_counter()
+        u = {name: [utility(p, r) for p, r in zip(prompts, rs)] for name, rs in responses.items()}
+        labeler = Labeler(world["labelers"]["tau"], seed=10_000 + seed)
+        lab = [1.0 - labeler.compare(a, b) for a, b in zip(u["sft"], u["base"])]
+        r_rm = {name: score(rm["model"], rm["tokenizer"], prompts, rs).tolist() for name, rs in responses.items()}
+        w = win_rate(u["sft"], u["base"], seed=seed)
+        w["labelers"] = round(sum(lab) / len(lab), 4)
+        w["rm"] = win_rate(r_rm["sft"], r_rm["base"], seed=seed)["gold"]
+        summary["win_rates"] = {"sft_vs_base": w}
+        figures["win rates"] = str(plots.save(plots.win_rates(summary["win_rates"]), out / "plots" / "win_rates.png")
+                                   .relative_to(out))
+        timings["eval"] += time.perf_counter() - t
+        bar.update()
+    bar.close()
+
+    figures["judge rates"] = str(plots.save(plots.judge_rates({n: summary[n] for n in ("base", "sft") if n in summary}),
+                                            out / "plots" / "judge_rates.png").relative_to(out))
     timings["total"] = time.perf_counter() - t_start
-    summary = {
-        "seed": seed, "device": settings.device, "fast": settings.fast,
-        "base": {"model": str(model_path), **{k: v for k, v in base.items() if k != "model"}},
-        "world": {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE},
-        "timings_s": {k: round(v, 2) for k, v in timings.items()},
-    }
-    io.write_jsonl_atomic(out / "metrics.jsonl", [{"stage": "eval", "step": 0, "model": "base",
-                                                  **{k: base[k] for k in RATE_KEYS + ("gold_utility_mean",)}}])
-    io.write_jsonl_atomic(out / "samples.jsonl", [{"model": "base", **s} for s in samples])
-    plot = plot_rates({"base": base}, out / "plots" / "judge_rates.png")
+    summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    samples = [{"prompt": p, **{n: rs[i] for n, rs in responses.items()},
+                **{n + "_u": utility(p, rs[i]) for n, rs in responses.items()}} for i, p in enumerate(prompts)]
+    io.write_jsonl_atomic(out / "metrics.jsonl", metrics)
+    io.write_jsonl_atomic(out / "samples.jsonl", samples)
     io.write_json_atomic(out / "summary.json", summary)
-    report = write_report(out, summary, base_info, samples[:8])
-    print(f"report: {report}\nplots:  {plot.parent}\nsummary: {out / 'summary.json'}")
+    base_info_path = base_path / "pretrain_info.json"
+    base_info = json.loads(base_info_path.read_text()) if base_info_path.exists() else {}
+    report = _report(out, summary, base_info, samples[:8], figures)
+    print(f"report:  {report}\nplots:   {out / 'plots'}\nsummary: {out / 'summary.json'}")
     return summary

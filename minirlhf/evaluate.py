@@ -1,0 +1,37 @@
+"""Win rates with honest statistics.
+
+The gold win rate of A over B (CONTRACT): over held-out prompts, one sample per model per
+prompt; the share where U(A) > U(B), ties counting 1/2. Its 95% confidence interval is a
+percentile bootstrap over prompts.
+"""
+from __future__ import annotations
+
+import random
+
+
+def outcomes(scores_a: list[float], scores_b: list[float]) -> list[float]:
+    """Per prompt: 1 if A beats B, 1/2 for a tie, 0 if B wins."""
+    if len(scores_a) != len(scores_b) or not scores_a:
+        raise ValueError(f"need paired, non-empty scores (got {len(scores_a)} and {len(scores_b)})")
+    return [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(scores_a, scores_b)]
+
+
+def bootstrap_ci(values: list[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of ``values``."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    lo = means[int((1 - level) / 2 * n_boot)]
+    hi = means[min(n_boot - 1, int((1 + level) / 2 * n_boot))]
+    return [round(lo, 4), round(hi, 4)]
+
+
+def win_rate(scores_a: list[float], scores_b: list[float], seed: int = 0, n_boot: int = 2000,
+             judge: str = "gold") -> dict:
+    """CONTRACT's win-rate record: the rate under the judge's name (``gold``), ``ci95``, ``n``,
+    ``wins``, ``ties``, ``losses``."""
+    o = outcomes(scores_a, scores_b)
+    n = len(o)
+    return {judge: round(sum(o) / n, 4), "ci95": bootstrap_ci(o, n_boot, seed), "n": n,
+            "wins": round(o.count(1.0) / n, 4), "ties": round(o.count(0.5) / n, 4),
+            "losses": round(o.count(0.0) / n, 4)}

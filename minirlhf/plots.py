@@ -1,0 +1,100 @@
+"""Figures shared by the run report and the notebooks. Each returns a matplotlib Figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+RATE_KEYS = ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate")
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def judge_rates(models: dict[str, dict]):
+    """Grouped bars of the gold judge's rates, one group per rate, one bar per model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(models)
+    for i, (name, r) in enumerate(models.items()):
+        bars = ax.bar([k + i * width for k in range(len(RATE_KEYS))], [r[k] for k in RATE_KEYS], width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(RATE_KEYS))],
+                  [k.replace("_rate", "").replace("_", " ") for k in RATE_KEYS])
+    ax.set(ylim=(0, 1.05), ylabel="share of held-out prompts", title="Gold judge on held-out prompts")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(history: list[dict], title: str = "SFT"):
+    """Training loss per step and validation loss where it was measured."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    val = [(h["step"], h["val_loss"]) for h in history if "val_loss" in h]
+    if train:
+        ax.plot(*zip(*train), lw=1, alpha=0.7, label="train loss")
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss")
+    ax.set(xlabel="step", ylabel="loss (response tokens)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def rm_training(history: list[dict], metrics: dict, ceiling: float | None = None):
+    """RM training accuracy (smoothed) with the held-out accuracies as horizontal lines."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    acc = [h["accuracy"] for h in history]
+    window = max(1, len(acc) // 15)
+    smooth = [sum(acc[max(0, i - window + 1):i + 1]) / len(acc[max(0, i - window + 1):i + 1]) for i in range(len(acc))]
+    ax.plot([h["step"] for h in history], smooth, label="train pairs (vs their labeler)")
+    ax.axhline(metrics["accuracy_labelers"], color="C1", ls="--", label="held-out vs fresh labelers")
+    ax.axhline(metrics["accuracy_gold"], color="C2", ls="--", label="held-out vs gold (non-tied)")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="grey", ls=":", label="a labeler vs gold (ceiling)")
+    ax.set(xlabel="step", ylabel="pairwise accuracy", ylim=(0.4, 1.0), title="Reward model")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def reward_histogram(chosen: list[float], rejected: list[float]):
+    """Distributions of r(x, y_w) and r(x, y_l) on held-out pairs."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    lo, hi = min(chosen + rejected), max(chosen + rejected)
+    bins = [lo + (hi - lo) * i / 30 for i in range(31)]
+    ax.hist(chosen, bins=bins, alpha=0.6, label="chosen (labeler's winner)")
+    ax.hist(rejected, bins=bins, alpha=0.6, label="rejected")
+    ax.set(xlabel="reward (demonstrations average 0)", ylabel="pairs", title="Held-out rewards")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def win_rates(records: dict[str, dict], key: str = "gold"):
+    """Win-rate bars with 95% CIs; 0.5 is a draw."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    names = list(records)
+    rates = [records[n][key] for n in names]
+    err = [[r - records[n]["ci95"][0] for n, r in zip(names, rates)],
+           [records[n]["ci95"][1] - r for n, r in zip(names, rates)]]
+    bars = ax.bar(names, rates, yerr=err, capsize=6, color="C0")
+    ax.bar_label(bars, fmt="%.2f", padding=8)
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.set(ylim=(0, 1.1), ylabel=f"{key} win rate (ties = 1/2)", title="Win rates with 95% CIs")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path: str | Path) -> Path:
+    """Save a figure (creating the folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path

@@ -1,0 +1,320 @@
+"""Stage 2: the reward model, trained on K-way rankings as in InstructGPT.
+
+The reward model r(x, y) is the SFT model with its language-model head replaced by a
+scalar head, read at the last token of prompt + response. Labelers rank K responses to
+one prompt; every ranking gives C(K, 2) (winner, loser) pairs, and all pairs of one
+prompt sit in the same batch element (the paper, section 3.5: treating them as separate
+examples made the model overfit after one epoch):
+
+    loss(theta) = -1/C(K,2) * E_{(x, y_w, y_l)} [ log sigmoid(r(x, y_w) - r(x, y_l)) ]
+
+After training, rewards are shifted so the labelers' demonstrations score 0 on average
+(the paper normalises the RM this way before RL).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .world import format_prompt
+
+
+@dataclass
+class RMConfig:
+    """Reward-model training settings."""
+    k: int = 4                 # responses ranked per prompt (the paper: 4 to 9)
+    epochs: int = 2            # the paper trains one epoch on 50k prompts; our few hundred need two
+    batch_prompts: int = 8     # prompts per step; each brings its K responses and C(K,2) pairs
+    lr: float = 3e-4           # tiny models take larger steps than the paper's 9e-6 for 6B
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1  # linear warm-up share of the steps, then cosine decay
+    max_length: int = 192      # prompt + response tokens; the world's longest fit in ~120
+    sample_temperature: float = 1.0  # diverse responses to rank (TRL samples at 0.7-1.0)
+    max_new_tokens: int = 48   # = the evaluation's answer length
+    heldout_fraction: float = 0.2  # comparison prompts kept for held-out accuracy
+    seed: int = 0
+    device: str = "cpu"
+
+
+# ---------------------------------------------------------------------------- losses
+
+def pairwise_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """-mean log sigmoid(r(x, y_w) - r(x, y_l)) over pairs (the Bradley-Terry loss)."""
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+def ranking_pairs(ranking: list[int]) -> list[tuple[int, int]]:
+    """All C(K, 2) (winner, loser) pairs of a ranking given best first."""
+    return [(ranking[i], ranking[j]) for i, j in combinations(range(len(ranking)), 2)]
+
+
+def ranking_loss(rewards: torch.Tensor, rankings: list[list[int]]) -> torch.Tensor:
+    """The K-way ranking loss of the paper, for a batch of prompts.
+
+    rewards: (B, K) r(x_b, y_bk); rankings[b]: indices into K, best first.
+    loss = mean_b [ -1/C(K,2) * sum_{(w, l) in pairs(b)} log sigmoid(r_bw - r_bl) ]
+    """
+    losses = []
+    for r, ranking in zip(rewards, rankings):           # r: (K,)
+        w, l = zip(*ranking_pairs(ranking))
+        losses.append(pairwise_loss(r[list(w)], r[list(l)]))
+    return torch.stack(losses).mean()
+
+
+# ---------------------------------------------------------------------------- the model
+
+def reward_model_from(path: str | Path, device: str = "cpu"):
+    """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT).
+
+    The new head is drawn from N(0, 1/sqrt(d + 1)) ("The N Implementation Details of RLHF
+    with PPO", detail on reward-head init) so initial rewards are small and varied.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    head = model.get_output_embeddings() if hasattr(model, "score") is False else model.score
+    d = head.weight.shape[1]
+    torch.nn.init.normal_(head.weight, std=1 / math.sqrt(d + 1))
+    if head.bias is not None:
+        torch.nn.init.zeros_(head.bias)
+    return model.to(device), tokenizer
+
+
+def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int) -> dict:
+    """Right-padded prompt + response + eos; the score is read at the last real token.
+
+    Long responses are cut from the right, keeping the prompt and the end marker.
+    """
+    rows = []
+    for p, r in zip(prompts, responses):
+        ids_p = tokenizer(format_prompt(p), add_special_tokens=False)["input_ids"]
+        ids_r = tokenizer(" " + r, add_special_tokens=False)["input_ids"]
+        rows.append((ids_p + ids_r)[: max_length - 1] + [tokenizer.eos_token_id])
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def rewards_of(model, batch: dict) -> torch.Tensor:
+    """r(x, y) at each sequence's last real token: (N,)."""
+    out = model(**{k: v.to(model.device) for k, v in batch.items()})
+    return out.logits.squeeze(-1) - getattr(model.config, "reward_offset", 0.0)
+
+
+@torch.no_grad()
+def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 64,
+          max_length: int = 192) -> torch.Tensor:
+    """Normalised rewards for (prompt, response) texts: (N,) on the CPU."""
+    model.eval()
+    out = [rewards_of(model, encode(tokenizer, prompts[i:i + batch_size], responses[i:i + batch_size], max_length))
+           for i in range(0, len(prompts), batch_size)]
+    return torch.cat(out).float().cpu() if out else torch.zeros(0)
+
+
+# ---------------------------------------------------------------------------- data
+
+def load_rankings(data) -> list[dict]:
+    """Rankings from K-way rows (``prompt``, ``responses``, ``ranking``) or pairs
+    (``prompt``, ``chosen``, ``rejected``) in a JSONL path, a list of dicts or a Dataset."""
+    from .io import DataError, read_jsonl, require_columns
+    if isinstance(data, (str, Path)):
+        rows = read_jsonl(data)
+        source = str(data)
+    else:
+        rows = [dict(r) for r in data]
+        source = "dataset"
+    if not rows:
+        raise DataError(f"{source}: no rows (an empty dataset cannot train a reward model)")
+    if "chosen" in rows[0]:
+        require_columns(rows, ("prompt", "chosen", "rejected"), source)
+        return [{"prompt": r["prompt"], "responses": [r["chosen"], r["rejected"]], "ranking": [0, 1]} for r in rows]
+    require_columns(rows, ("prompt", "responses", "ranking"), source)
+    for i, r in enumerate(rows, 1):
+        if sorted(r["ranking"]) != list(range(len(r["responses"]))) or len(r["responses"]) < 2:
+            raise DataError(f"{source}, row {i}: 'ranking' must order all {len(r['responses'])} responses")
+    return rows
+
+
+def make_rankings(policy, tokenizer, prompts: list[str], labeler, config: RMConfig,
+                  seed: int = 0) -> list[dict]:
+    """K samples from the policy per prompt, ranked by a (simulated) labeler."""
+    from .generation import generate
+    from .world.gold import utility
+    repeated = [p for p in prompts for _ in range(config.k)]
+    responses = generate(policy, tokenizer, repeated, max_new_tokens=config.max_new_tokens,
+                         temperature=config.sample_temperature, seed=seed)
+    rows = []
+    for i, prompt in enumerate(prompts):
+        ys = responses[i * config.k:(i + 1) * config.k]
+        us = [utility(prompt, y) for y in ys]
+        rows.append({"prompt": prompt, "responses": ys, "ranking": labeler.rank(us), "utilities": us})
+    return rows
+
+
+# ---------------------------------------------------------------------------- training
+
+@dataclass
+class RMResult:
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    model: object = None
+
+
+def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig = RMConfig(),
+                       progress: bool = True) -> RMResult:
+    """Train on rankings with the K-way loss; one batch element = one prompt's K responses."""
+    torch.manual_seed(config.seed)
+    order_rng = random.Random(config.seed)
+    steps_per_epoch = math.ceil(len(rankings) / config.batch_prompts)
+    total = steps_per_epoch * config.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, int(total * config.warmup_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    model.train()
+    for m in model.modules():        # dropout off, as for every model of the pipeline
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    result, t0, step = RMResult(), time.perf_counter(), 0
+    bar = tqdm(total=total, desc="reward model", disable=not progress)
+    for _ in range(config.epochs):
+        order = list(range(len(rankings)))
+        order_rng.shuffle(order)
+        for i in range(0, len(order), config.batch_prompts):
+            batch = [rankings[j] for j in order[i:i + config.batch_prompts]]
+            prompts = [b["prompt"] for b in batch for _ in b["responses"]]
+            responses = [y for b in batch for y in b["responses"]]
+            r = rewards_of(model, encode(tokenizer, prompts, responses, config.max_length))  # (sum K,)
+            loss, acc, start = [], [], 0
+            for b in batch:
+                k = len(b["responses"])
+                loss.append(ranking_loss(r[start:start + k][None], [b["ranking"]]))
+                w, l = zip(*ranking_pairs(b["ranking"]))
+                acc.append((r[start:start + k][list(w)] > r[start:start + k][list(l)]).float().mean())
+                start += k
+            loss = torch.stack(loss).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            result.history.append({"stage": "rm", "step": step, "loss": loss.item(),
+                                   "accuracy": torch.stack(acc).mean().item(), "lr": sched.get_last_lr()[0]})
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.eval()
+    result.seconds, result.model = time.perf_counter() - t0, model
+    return result
+
+
+def normalise(model, tokenizer, demonstrations: list[dict], max_length: int = 192) -> float:
+    """Shift rewards so the labelers' demonstrations score 0 on average; returns the shift."""
+    model.config.reward_offset = 0.0
+    r = score(model, tokenizer, [d["prompt"] for d in demonstrations], [d["completion"] for d in demonstrations],
+              max_length=max_length)
+    model.config.reward_offset = float(r.mean())
+    return model.config.reward_offset
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: int = 192) -> dict:
+    """Held-out accuracy against a fresh labeler draw and against the noise-free gold.
+
+    ``heldout`` rows carry ``utilities`` (gold U of each response). RM ties count 1/2.
+    """
+    prompts = [row["prompt"] for row in heldout for _ in row["responses"]]
+    responses = [y for row in heldout for y in row["responses"]]
+    r = score(model, tokenizer, prompts, responses, max_length=max_length).tolist()
+    lab_hits, gold_hits, margins, chosen, rejected, ties, n_pairs, start = [], [], [], [], [], 0, 0, 0
+    for row in heldout:
+        k = len(row["responses"])
+        rk, us = r[start:start + k], row["utilities"]
+        for w, l in ranking_pairs(fresh_labeler.rank(us)):
+            lab_hits.append(1.0 if rk[w] > rk[l] else 0.5 if rk[w] == rk[l] else 0.0)
+            margins.append(rk[w] - rk[l])
+            chosen.append(rk[w])
+            rejected.append(rk[l])
+            n_pairs += 1
+            if us[w] == us[l]:
+                ties += 1
+            else:
+                better, worse = (w, l) if us[w] > us[l] else (l, w)
+                gold_hits.append(1.0 if rk[better] > rk[worse] else 0.5 if rk[better] == rk[worse] else 0.0)
+        start += k
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    return {"accuracy_labelers": round(mean(lab_hits), 4), "accuracy_gold": round(mean(gold_hits), 4),
+            "gold_tie_share": round(ties / max(n_pairs, 1), 4), "margin": round(mean(margins), 4),
+            "n_pairs": n_pairs, "chosen_rewards": chosen, "rejected_rewards": rejected}
+
+
+def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path:
+    """Save atomically (a temporary folder, then rename) in Hugging Face format."""
+    import json
+    import shutil
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "rm_info.json").write_text(json.dumps(info, indent=2, default=str))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, config: RMConfig | None = None,
+                     human_pairs: list[dict] | None = None, human_only: bool = False, progress: bool = True) -> dict:
+    """Stage 2 end to end on the world: rank SFT samples, train, normalise, evaluate, save.
+
+    ``human_pairs`` (``prompt``/``chosen``/``rejected``, e.g. from the labeling widget via
+    ``labeling.labels_to_pairs``) are added to the simulated rankings, or replace them with
+    ``human_only=True``. Held-out comparisons are drawn exactly like the training ones:
+    the same policy and K, on comparison prompts never trained on.
+    """
+    from .generation import load_model
+    from .io import read_jsonl
+    from .paths import world_dir
+    from .world.labelers import Labeler
+    import json
+    config = config or RMConfig()
+    tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
+    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
+    n_held = int(len(prompts) * config.heldout_fraction)
+    t0 = time.perf_counter()
+    policy, tokenizer = load_model(sft_path, device=config.device)
+    rankings = [] if human_only else make_rankings(policy, tokenizer, prompts[n_held:],
+                                                   Labeler(tau, seed=10 * config.seed + 1), config, seed=config.seed + 1)
+    heldout = make_rankings(policy, tokenizer, prompts[:n_held], Labeler(tau, seed=10 * config.seed + 2), config,
+                            seed=config.seed + 2)
+    if human_pairs:
+        rankings += load_rankings(human_pairs)
+    sampling_s = time.perf_counter() - t0
+    del policy
+    model, rm_tokenizer = reward_model_from(sft_path, device=config.device)
+    result = train_reward_model(model, rm_tokenizer, rankings, config, progress=progress)
+    demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
+    offset = normalise(model, rm_tokenizer, demos, config.max_length)
+    metrics = evaluate(model, rm_tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)
+    metrics["demonstration_reward_mean"] = round(float(score(model, rm_tokenizer, [d["prompt"] for d in demos],
+                                                             [d["completion"] for d in demos]).mean()), 4)
+    info = {"config": asdict(config), "offset": offset, "train_rankings": len(rankings), "sampling_s": sampling_s,
+            "train_s": result.seconds, **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
+    if out_dir is not None:
+        save_reward_model(model, rm_tokenizer, out_dir, info)
+    return {"history": result.history, "metrics": metrics, "info": info, "model": model, "tokenizer": rm_tokenizer,
+            "rankings": rankings, "heldout": heldout}
