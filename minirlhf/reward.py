@@ -13,6 +13,7 @@ After training, rewards are shifted so the labelers' demonstrations score 0 on a
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -81,7 +82,7 @@ def reward_model_from(path: str | Path, device: str = "cpu"):
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    head = model.get_output_embeddings() if hasattr(model, "score") is False else model.score
+    head = model.score                       # GPT-2, Llama, Qwen ...: the scalar head is `score`
     d = head.weight.shape[1]
     torch.nn.init.normal_(head.weight, std=1 / math.sqrt(d + 1))
     if head.bias is not None:
@@ -129,18 +130,17 @@ def load_rankings(data) -> list[dict]:
     """Rankings from K-way rows (``prompt``, ``responses``, ``ranking``) or pairs
     (``prompt``, ``chosen``, ``rejected``) in a JSONL path, a list of dicts or a Dataset."""
     from .io import DataError, read_jsonl, require_columns
-    if isinstance(data, (str, Path)):
-        rows = read_jsonl(data)
-        source = str(data)
-    else:
-        rows = [dict(r) for r in data]
-        source = "dataset"
+    rows = read_jsonl(data) if isinstance(data, (str, Path)) else [dict(r) for r in data]
+    source = str(data) if isinstance(data, (str, Path)) else "dataset"
     if not rows:
         raise DataError(f"{source}: no rows (an empty dataset cannot train a reward model)")
-    if "chosen" in rows[0]:
-        require_columns(rows, ("prompt", "chosen", "rejected"), source)
+    pairwise = "chosen" in rows[0]
+    columns = ("prompt", "chosen", "rejected") if pairwise else ("prompt", "responses", "ranking")
+    if isinstance(data, (str, Path)):
+        read_jsonl(data, required=columns)           # errors name the file and line
+    require_columns(rows, columns, source)
+    if pairwise:
         return [{"prompt": r["prompt"], "responses": [r["chosen"], r["rejected"]], "ranking": [0, 1]} for r in rows]
-    require_columns(rows, ("prompt", "responses", "ranking"), source)
     for i, r in enumerate(rows, 1):
         if sorted(r["ranking"]) != list(range(len(r["responses"]))) or len(r["responses"]) < 2:
             raise DataError(f"{source}, row {i}: 'ranking' must order all {len(r['responses'])} responses")
@@ -264,7 +264,6 @@ def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: i
 
 def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path:
     """Save atomically (a temporary folder, then rename) in Hugging Face format."""
-    import json
     import shutil
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
@@ -290,7 +289,6 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     from .io import read_jsonl
     from .paths import world_dir
     from .world.labelers import Labeler
-    import json
     config = config or RMConfig()
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]

@@ -1,0 +1,57 @@
+"""Reward-model losses against hand-computed values, K-way pair expansion, data errors, a short training run."""
+import math
+
+import pytest
+import torch
+
+from minirlhf.io import DataError
+from minirlhf.reward import (RMConfig, encode, load_rankings, pairwise_loss, ranking_loss, ranking_pairs,
+                             reward_model_from, score, train_reward_model)
+
+
+def test_pairwise_loss_by_hand():
+    got = pairwise_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.0]))
+    want = (-math.log(1 / (1 + math.exp(-1.0))) - math.log(0.5)) / 2
+    assert got.item() == pytest.approx(want, abs=1e-6)
+
+
+def test_ranking_loss_uses_all_pairs_of_a_prompt():
+    assert ranking_pairs([2, 0, 1]) == [(2, 0), (2, 1), (0, 1)]
+    assert len(ranking_pairs(list(range(9)))) == math.comb(9, 2)
+    r = torch.tensor([[0.0, 1.0, 3.0]])           # ranking best first: 2 > 1 > 0
+    ls = lambda d: -math.log(1 / (1 + math.exp(-d)))  # noqa: E731
+    want = (ls(3.0 - 1.0) + ls(3.0 - 0.0) + ls(1.0 - 0.0)) / 3
+    assert ranking_loss(r, [[2, 1, 0]]).item() == pytest.approx(want, abs=1e-6)
+    # a batch averages per-prompt means, so a K=2 prompt weighs as much as a K=3 one
+    both = ranking_loss(torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 0.0]]), [[2, 1, 0], [0, 1, 2]])
+    assert both.item() == pytest.approx((want + math.log(2)) / 2, abs=1e-6)
+
+
+def test_load_rankings_formats_and_errors(tmp_path):
+    pairs = load_rankings([{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    assert pairs == [{"prompt": "p", "responses": ["a", "b"], "ranking": [0, 1]}]
+    with pytest.raises(DataError, match="rejected"):
+        load_rankings([{"prompt": "p", "chosen": "a"}])
+    with pytest.raises(DataError, match="no rows"):
+        load_rankings([])
+    with pytest.raises(DataError, match="ranking"):
+        load_rankings([{"prompt": "p", "responses": ["a", "b", "c"], "ranking": [0, 0, 1]}])
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"prompt": "p", "responses": ["a", "b"], "ranking": [1, 0]}\n{"prompt": "q"}\n')
+    with pytest.raises(DataError, match="line 2"):
+        load_rankings(f)
+
+
+def test_reward_model_learns_a_simple_preference(tmp_path):
+    """Polite answers beat rude ones after a few steps on the shipped base model."""
+    from minirlhf.paths import base_model_dir
+    torch.manual_seed(0)
+    model, tok = reward_model_from(base_model_dir("tiny"))
+    rows = [{"prompt": f"What is {a} plus {b}?", "responses": [f"It is {a + b}.", "Shut up, you idiot."],
+             "ranking": [0, 1]} for a in range(6) for b in range(6)]
+    result = train_reward_model(model, tok, rows, RMConfig(epochs=3, lr=1e-3, batch_prompts=6), progress=False)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    r = score(model, tok, ["What is 7 plus 8?"] * 2, ["It is 15.", "Shut up, you idiot."])
+    assert r[0] > r[1]
+    batch = encode(tok, ["a"], ["b"], max_length=4)
+    assert batch["input_ids"].shape[1] <= 4 and batch["input_ids"][0, -1] == tok.eos_token_id
