@@ -221,3 +221,16 @@ def test_every_subpackage_is_listed_in_pyproject():
              for p in (REPO / "minirlhf").rglob("__init__.py")}
     assert found <= listed, f"add {sorted(found - listed)} to packages in pyproject.toml"
     assert "minirlhf.data" in listed
+
+
+def test_readme_colab_badges_match_the_project_url():
+    """The URL lives in pyproject.toml; the README's badges must agree with it."""
+    import re
+    from pathlib import Path
+
+    from minirlhf.paths import colab_url
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    links = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", readme)
+    assert links
+    for link in links:
+        assert link == colab_url(link.rsplit("/", 1)[-1])
