@@ -132,3 +132,25 @@ def load_json_dataset(path: str | os.PathLike):
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such file: {path}")
     return datasets.load_dataset("json", data_files=str(path), split="train")
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, info_name: str, info: dict) -> Path:
+    """Save a Hugging Face model + tokenizer + ``info_name`` JSON so ``out_dir`` is never half-written.
+
+    Everything goes to ``out_dir.tmp`` first; the old folder is moved aside only once the
+    new one is complete, then removed. Weights are safetensors.
+    """
+    import shutil
+
+    out = Path(out_dir)
+    tmp, old = Path(f"{out}.tmp"), Path(f"{out}.old")
+    for p in (tmp, old):
+        shutil.rmtree(p, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json_atomic(tmp / info_name, json.loads(json.dumps(info, default=str)))
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out

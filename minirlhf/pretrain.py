@@ -7,7 +7,6 @@ alike, which is exactly what SFT, the reward model and PPO then have to improve 
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from minirlhf.generation import count_params
+from minirlhf.io import save_checkpoint
 from minirlhf.tokenizer import train_tokenizer
 
 CONTEXT = 256  # n_positions: a prompt plus a 48-token answer fits with room to spare
@@ -146,20 +146,6 @@ def build_model(size: ModelSize, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHe
     return GPT2LMHeadModel(config)
 
 
-def _save_atomically(model, tokenizer, info: dict, out_dir: Path) -> None:
-    """Write everything to `out_dir.tmp`, then swap it in, so `out_dir` is never half-written."""
-    tmp, old = Path(f"{out_dir}.tmp"), Path(f"{out_dir}.old")
-    for p in (tmp, old):
-        shutil.rmtree(p, ignore_errors=True)
-    model.save_pretrained(tmp)  # always safetensors in transformers 5
-    tokenizer.save_pretrained(tmp)
-    (tmp / "pretrain_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def pretrain(
     size: str | ModelSize = "tiny",
     out_dir: str | Path | None = None,
@@ -247,5 +233,5 @@ def pretrain(
         "config": {k: v for k, v in asdict(cfg).items() if k != "size"},
         "history": history,
     }
-    _save_atomically(model.eval(), tokenizer, info, Path(out_dir))
+    save_checkpoint(model.eval(), tokenizer, out_dir, "pretrain_info.json", info)
     return info

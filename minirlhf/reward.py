@@ -263,17 +263,9 @@ def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: i
 
 
 def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path:
-    """Save atomically (a temporary folder, then rename) in Hugging Face format."""
-    import shutil
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "rm_info.json").write_text(json.dumps(info, indent=2, default=str))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+    """Save in Hugging Face format with ``rm_info.json``, atomically."""
+    from .io import save_checkpoint
+    return save_checkpoint(model, tokenizer, out_dir, "rm_info.json", info)
 
 
 def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, config: RMConfig | None = None,

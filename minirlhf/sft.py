@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from minirlhf.generation import generate, load_model
-from minirlhf.io import DataError, read_jsonl, require_columns, write_json_atomic
+from minirlhf.io import DataError, read_jsonl, require_columns, save_checkpoint
 from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE
 from minirlhf.world import format_prompt
 
@@ -275,13 +274,8 @@ def save_sft(result: SFTResult, tokenizer, config: SFTConfig, out_dir: Path, **e
     sft_info.json: config, steps, train_loss (last step), val_loss_before, val_loss, seconds,
     device, versions, `extra`, history and samples.
     """
-    tmp, old = Path(f"{out_dir}.tmp"), Path(f"{out_dir}.old")
-    for p in (tmp, old):
-        shutil.rmtree(p, ignore_errors=True)
-    result.model.save_pretrained(tmp)  # safetensors by default
-    tokenizer.save_pretrained(tmp)
     vals = [h["val_loss"] for h in result.history if "val_loss" in h]
-    write_json_atomic(tmp / "sft_info.json", {
+    save_checkpoint(result.model, tokenizer, out_dir, "sft_info.json", {
         "config": asdict(config),
         "steps": result.history[-1]["step"] if result.history else 0,
         "train_loss": result.history[-1].get("loss") if result.history else None,
@@ -296,10 +290,6 @@ def save_sft(result: SFTResult, tokenizer, config: SFTConfig, out_dir: Path, **e
         "samples_before": result.samples_before,
         "samples_after": result.samples_after,
     })
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = None,
