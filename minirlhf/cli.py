@@ -84,8 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_transformers() -> None:
+    """Our own progress bars say what is happening; hide transformers' per-load bars and notes."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_transformers()
     try:
         args.func(args)
     except (FileNotFoundError, ValueError) as e:   # bad input: a clear message, no traceback
