@@ -84,13 +84,22 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys):
     assert main(["run", "--out", str(out), "--fast"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fast"] is True and summary["device"] == "cpu" and summary["seed"] == 0
-    assert "sft" not in summary and "ppo" not in summary          # stages that do not exist yet
-    for key in ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate"):
-        assert 0 <= summary["base"][key] <= 1
+    assert "ppo" not in summary                                    # a stage that does not exist yet
+    for model in ("base", "sft"):
+        for key in ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate"):
+            assert 0 <= summary[model][key] <= 1
+    for key in ("accuracy_labelers", "accuracy_gold", "gold_tie_share"):
+        assert 0 <= summary["rm"][key] <= 1
+    w = summary["win_rates"]["sft_vs_base"]
+    assert w["ci95"][0] <= w["gold"] <= w["ci95"][1] and w["n"] == summary["base"]["n"]
+    assert abs(w["wins"] + w["ties"] + w["losses"] - 1) < 1e-3 and 0 <= w["labelers"] <= 1 and 0 <= w["rm"] <= 1
+    assert set(summary["timings_s"]) >= {"sft", "rm", "eval", "total"}
     assert all(v > 0 for v in summary["timings_s"].values())
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert lines and all("stage" in x and "step" in x for x in lines)
-    assert (out / "plots" / "judge_rates.png").stat().st_size > 1000
-    report = (out / "report.md").read_text()
-    assert "plots/judge_rates.png" in report and f"{summary['base']['helpful_rate']:.3f}" in report
+    assert {x["stage"] for x in lines} == {"sft", "rm", "eval"} and all("step" in x for x in lines)
+    for plot in ("judge_rates", "sft_loss", "rm_accuracy", "rm_rewards", "win_rates"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+        assert f"plots/{plot}.png" in (out / "report.md").read_text()
+    assert f"{summary['sft']['helpful_rate']:.3f}" in (out / "report.md").read_text()
+    assert (out / "sft" / "config.json").is_file() and (out / "rm" / "config.json").is_file()
     assert str(out / "report.md") in capsys.readouterr().out
