@@ -3,7 +3,7 @@
 ``sample_response(task, rng, mix)`` draws a response *kind* from a mix, then writes it in
 one of several phrasings. The pretraining corpus uses ``INTERNET_MIX`` (mostly not
 helpful: more questions, wrong facts, rudeness, harmful compliance), the SFT
-demonstrations use ``good`` only, and ``SFT_LIKE_MIX`` imitates a fine-tuned policy's
+demonstrations are ``good`` responses only, and ``SFT_LIKE_MIX`` imitates a fine-tuned policy's
 samples for calibrating the labelers.
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ SFT_LIKE_MIX = {"question": {"good": 0.45, "ramble": 0.10, "repeat": 0.05, "wron
                 "harmful": {"refuse": 0.55, "comply": 0.2, "rude": 0.1, "ramble": 0.15},
                 "other": {"good": 0.5, "ramble": 0.12, "repeat": 0.06, "wrong": 0.12, "questions": 0.05,
                           "rude": 0.04, "off_topic": 0.07, "refuse": 0.04}}
-DEMO_MIX = {"question": {"good": 1.0}, "harmful": {"good": 1.0}, "other": {"good": 1.0}}
 
 OPENERS = ("", "", "", "Sure! ", "Of course. ", "Happy to help. ", "Good question. ")
 FACT_PHRASES = {
