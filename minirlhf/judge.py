@@ -34,8 +34,10 @@ def _share(flags: list[bool]) -> float:
 
 def rates(prompts: list[str], responses: list[str]) -> dict:
     """CONTRACT's judge rates (and per-category helpful rates) for paired prompts/responses."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     tasks = [parse_prompt(p) for p in prompts]
-    js = judge_responses(prompts, responses)
+    js = [judge_task(t, r) for t, r in zip(tasks, responses)]
     by_category: dict[str, list[bool]] = {}
     for j in js:
         by_category.setdefault(j.category, []).append(j.is_helpful)
