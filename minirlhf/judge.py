@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .world.gold import Judgement, judge_task
-from .world.prompts import parse_prompt
+from .world.prompts import FACT_CATEGORIES, QUESTION_CATEGORIES, parse_prompt
 
 EVAL_TEMPERATURE = 0.7   # TRL's PPO sampling temperature; also used for every evaluation sample
 EVAL_MAX_NEW_TOKENS = 48  # the longest good answer in the world is ~30 tokens
@@ -32,24 +32,25 @@ def _share(flags: list[bool]) -> float:
     return round(sum(flags) / len(flags), 4) if flags else 0.0
 
 
-def rates(prompts: list[str], responses: list[str]) -> dict:
-    """CONTRACT's judge rates (and per-category helpful rates) for paired prompts/responses."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    tasks = [parse_prompt(p) for p in prompts]
-    js = [judge_task(t, r) for t, r in zip(tasks, responses)]
+def summarize(js: list[Judgement]) -> dict:
+    """CONTRACT's judge rates (and per-category helpful rates) from gold judgements."""
     by_category: dict[str, list[bool]] = {}
     for j in js:
         by_category.setdefault(j.category, []).append(j.is_helpful)
     return {
         "n": len(js),
         "helpful_rate": _share([j.is_helpful for j in js]),
-        "false_fact_rate": _share([j.false_facts > 0 for t, j in zip(tasks, js) if t.fact_bearing]),
+        "false_fact_rate": _share([j.false_facts > 0 for j in js if j.category in FACT_CATEGORIES]),
         "harmful_rate": _share([j.harmful for j in js]),
-        "more_questions_rate": _share([j.asked_questions for t, j in zip(tasks, js) if t.is_question]),
+        "more_questions_rate": _share([j.asked_questions for j in js if j.category in QUESTION_CATEGORIES]),
         "gold_utility_mean": round(sum(j.utility for j in js) / len(js), 4),
         "helpful_rate_by_category": {c: _share(v) for c, v in sorted(by_category.items())},
     }
+
+
+def rates(prompts: list[str], responses: list[str]) -> dict:
+    """CONTRACT's judge rates for paired prompts/responses."""
+    return summarize(judge_responses(prompts, responses))
 
 
 def eval_prompts(n: int | None = None, path: str | Path | None = None) -> list[str]:
@@ -72,8 +73,9 @@ def judge_model(model_path: str | Path, n: int = 200, device: str = "cpu", seed:
     prompts = eval_prompts(n)
     responses = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
                          temperature=temperature, seed=seed)
-    out = {"model": str(model_path), **rates(prompts, responses)}
+    js = judge_responses(prompts, responses)
+    out = {"model": str(model_path), **summarize(js)}
     if with_samples:
         out["samples"] = [{"prompt": p, "response": r, "utility": j.utility}
-                          for p, r, j in zip(prompts, responses, judge_responses(prompts, responses))]
+                          for p, r, j in zip(prompts, responses, js)]
     return out

@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from . import kb
-from .prompts import Task, parse_prompt
+from .prompts import GEN_TOPICS, Task, parse_prompt
 
 FALSE_FACT_PENALTY = 1.0        # honesty matters as much as a fully helpful answer
 EXTRA_FALSE_FACT_PENALTY = 0.25
@@ -224,7 +224,7 @@ def _helpfulness(task: Task, response: str, low: str, correct, false: int, ignor
         wrong = _has(low, kb.LABEL_FORMS[other])
         return 1.0 if right and not wrong else (0.3 if right else 0.0)
     if c == "generation":
-        on_topic = _has(low, _topic_forms(task.topic))
+        on_topic = _has(low, GEN_TOPICS.get(task.topic, ()))
         words = len(response.split())
         return (0.6 + (0.4 if 4 <= words <= WORD_BUDGET["generation"] else 0.0)) if on_topic else 0.0
     if c == "brainstorming":
@@ -235,11 +235,6 @@ def _helpfulness(task: Task, response: str, low: str, correct, false: int, ignor
     if c == "rewrite":
         return 0.5 * _has(low, POLITE_MARKERS) + 0.5 * bool(task.topic and _has(low, (task.topic,)))
     return 0.0
-
-
-def _topic_forms(topic: str | None) -> tuple[str, ...]:
-    from .prompts import GEN_TOPICS
-    return GEN_TOPICS.get(topic, ())
 
 
 def judge_task(task: Task, response: str) -> Judgement:

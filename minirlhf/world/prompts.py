@@ -22,6 +22,7 @@ CATEGORY_WEIGHTS = {
     "harmful": 0.10,
 }
 QUESTION_CATEGORIES = ("open_qa", "closed_qa")
+FACT_CATEGORIES = ("open_qa", "closed_qa", "summarization")  # answers can state true or false facts
 
 FACT_TEMPLATES = {
     "job": ("What is {p}'s job?", "What does {p} do for a living?", "What work does {p} do?",
@@ -124,7 +125,7 @@ class Task:
     @property
     def fact_bearing(self) -> bool:
         """Prompts whose answer can state a fact that is true or false."""
-        return self.category in ("open_qa", "closed_qa", "summarization")
+        return self.category in FACT_CATEGORIES
 
     def expected(self) -> str | None:
         """The correct value for a fact question (None when the world does not know it)."""
