@@ -1,0 +1,491 @@
+"""Stage 3: PPO against the reward model with a per-token KL penalty (InstructGPT's RL step).
+
+The policy pi (initialised from SFT) maximises, over prompts x from the PPO split,
+
+    objective = E_{y ~ pi(.|x)} [ r(x, y) - beta * log(pi(y|x) / pi_SFT(y|x)) ]
+                + ptx_coef * E_{x ~ corpus} [ log pi(x) ]                       (PPO-ptx)
+
+with four separate models: the policy, the frozen reference pi_SFT, the value model
+(initialised from the reward model) and the reward (the learned RM, or any callable
+``(prompts, responses) -> scores``). Every implementation detail and its source is listed
+in ``docs/ppo.md``. The losses below are small pure functions; ``train_ppo`` is the loop.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .world import format_prompt
+
+
+@dataclass
+class PPOConfig:
+    """PPO settings. Defaults follow TRL's PPO trainer unless the comment says otherwise."""
+    iterations: int = 40            # rollouts of `batch_size` prompts (ours: ~1 min on 2 CPU cores)
+    batch_size: int = 64            # prompts per rollout (TRL: 64 on the GPU anchor workload)
+    mini_batch_size: int = 64       # TRL: num_mini_batches 1
+    ppo_epochs: int = 4             # TRL: 4 (OpenRLHF, DS-Chat: 1)
+    lr: float = 2e-5                # TRL 3e-6 for 100M+ models; a 1M model takes larger steps
+    beta: float = 0.05              # KL coefficient (TRL kl_coef 0.05; the paper 0.02)
+    kl_estimator: str = "k1"        # "k1": log pi - log pi_SFT (TRL default); "k3": (r - 1) - log r
+    adaptive_kl: bool = False       # lm-human-prefs' controller (Ziegler et al. 2019)
+    kl_target: float = 6.0          # lm-human-prefs: target KL 6 nats
+    kl_horizon: int = 10000         # lm-human-prefs: horizon 10,000 episodes
+    gamma: float = 1.0              # GAE discount (TRL, OpenRLHF: 1)
+    lam: float = 0.95               # GAE lambda (TRL: 0.95)
+    cliprange: float = 0.2          # policy ratio clip (TRL: 0.2)
+    cliprange_value: float = 0.2    # value clip (TRL: 0.2)
+    vf_coef: float = 0.1            # value loss weight (TRL: 0.1)
+    whiten_rewards: bool = False    # TRL: off; lm-human-prefs: on
+    temperature: float = 0.7        # sampling temperature; logits / T in rollout and training (TRL: 0.7)
+    max_new_tokens: int = 48        # = the evaluation's answer length
+    missing_eos_penalty: float = 1.0  # subtracted from the score of a truncated answer (TRL docs: 1.0)
+    ptx_coef: float = 0.0           # PPO-ptx: weight of the pretraining log-likelihood (paper: 27.8 at 175B)
+    ptx_batch_size: int = 16        # corpus documents per minibatch for PPO-ptx
+    max_grad_norm: float = 1.0      # as in SFT and RM training
+    save_every: int = 10            # checkpoint every N iterations (0: never)
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ValueError(f"PPOConfig.kl_estimator must be 'k1' or 'k3', not {self.kl_estimator!r}")
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of "
+                             f"mini_batch_size ({self.mini_batch_size})")
+
+
+class PPOError(RuntimeError):
+    """Training cannot go on (e.g. a NaN loss); the message says what to change."""
+
+
+# ---------------------------------------------------------------------------- pure functions
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """Mean of x over positions where mask is 1."""
+    mask = mask.to(x.dtype)
+    if dim is None:
+        return (x * mask).sum() / mask.sum().clamp(min=1)
+    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """(x - mean) / std over masked positions; with shift_mean=False the mean is kept."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return (out if shift_mean else out + mean) * mask
+
+
+def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from the sampled token's log-probabilities.
+
+    k1 = log pi(y_t) - log pi_ref(y_t)                 (unbiased, can be negative)
+    k3 = (rho - 1) - log rho,  rho = pi_ref(y_t) / pi(y_t)   (unbiased, always >= 0)
+    """
+    log_ratio = logp - ref_logp
+    if estimator == "k1":
+        return log_ratio
+    if estimator == "k3":
+        return torch.expm1(-log_ratio) + log_ratio
+    raise ValueError(f"unknown KL estimator {estimator!r} (use 'k1' or 'k3')")
+
+
+def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """r_t = -beta * kl_t on every response token, plus the score at the last one.
+
+    scores: (B,), kl and mask: (B, T). The last response token is the eos, or the last
+    token of an answer cut at the length limit.
+    """
+    rewards = -beta * kl * mask
+    last = (mask.sum(1) - 1).clamp(min=0).long()
+    rewards[torch.arange(len(scores)), last] += scores
+    return rewards
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens (B, T).
+
+    delta_t = r_t + gamma * V_{t+1} - V_t   (V past the last token is 0)
+    A_t     = delta_t + gamma * lam * A_{t+1}
+    returns = A_t + V_t
+    """
+    values = values * mask
+    T = rewards.shape[1]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(T)):
+        next_value = values[:, t + 1] if t + 1 < T else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lam * last
+        advantages[:, t] = last
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                cliprange: float) -> tuple[torch.Tensor, dict]:
+    """PPO's clipped surrogate: mean_t max(-A_t * rho_t, -A_t * clip(rho_t, 1 - eps, 1 + eps)).
+
+    rho_t = pi(y_t) / pi_old(y_t). Returns the loss and (clipfrac, approxkl, ratio).
+    """
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
+    loss = masked_mean(torch.max(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
+                 "approxkl": 0.5 * masked_mean(log_ratio ** 2, mask), "ratio": masked_mean(ratio, mask)}
+    return loss, stats
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               cliprange_value: float) -> tuple[torch.Tensor, dict]:
+    """Clipped value loss: 0.5 * mean_t max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)."""
+    clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
+    unclipped = (values - returns) ** 2
+    clipped = (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask)}
+    return loss, stats
+
+
+def response_mask(response_ids: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truncation at eos: (mask of tokens up to and including the first eos, has_eos per row)."""
+    is_eos = response_ids == eos_id
+    has_eos = is_eos.any(1)
+    first = torch.where(has_eos, is_eos.float().argmax(1), torch.full_like(has_eos, response_ids.shape[1] - 1,
+                                                                               dtype=torch.long))
+    mask = torch.arange(response_ids.shape[1], device=response_ids.device)[None] <= first[:, None]
+    return mask.long(), has_eos
+
+
+class AdaptiveKL:
+    """lm-human-prefs' KL controller: beta <- beta * (1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon)."""
+
+    def __init__(self, beta: float, target: float, horizon: int):
+        self.beta, self.target, self.horizon = beta, target, horizon
+
+    def update(self, kl: float, n_episodes: int) -> float:
+        error = max(-0.2, min(0.2, kl / self.target - 1))
+        self.beta *= 1 + error * n_episodes / self.horizon
+        return self.beta
+
+
+# ---------------------------------------------------------------------------- model passes
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 on the first real token (prompts are left-padded)."""
+    return (attention_mask.cumsum(1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
+            generator: torch.Generator) -> dict:
+    """Sample answers with a KV cache: prompts left-padded, logits / temperature.
+
+    Returns prompt ids and mask (B, P), response ids (B, T) with pads after the first eos.
+    """
+    device = policy.device
+    enc = tokenizer([format_prompt(p) for p in prompts], return_tensors="pt", padding=True,
+                    add_special_tokens=False, padding_side="left")
+    ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    out = policy(input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=True)
+    past, full_attn = out.past_key_values, attn
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    tokens = []
+    logits = out.logits[:, -1]
+    for _ in range(max_new_tokens):
+        probs = torch.softmax(logits.float() / temperature, -1)
+        nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
+        nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_token_id), nxt)
+        tokens.append(nxt)
+        done |= nxt == tokenizer.eos_token_id
+        if bool(done.all()):
+            break
+        full_attn = torch.cat([full_attn, torch.ones_like(full_attn[:, :1])], 1)
+        out = policy(input_ids=nxt[:, None], attention_mask=full_attn,
+                     position_ids=_positions(full_attn)[:, -1:], past_key_values=past, use_cache=True)
+        past, logits = out.past_key_values, out.logits[:, -1]
+    return {"prompt_ids": ids, "prompt_mask": attn, "response_ids": torch.stack(tokens, 1)}
+
+
+def _sequence(batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], mask], 1)
+    return ids, attn, _positions(attn)
+
+
+def logprobs_of(model, batch: dict, mask: torch.Tensor, temperature: float, with_entropy: bool = False):
+    """log pi(y_t | x, y_<t) of the response tokens, with logits / temperature: (B, T)."""
+    ids, attn, pos = _sequence(batch, mask)
+    P = batch["prompt_ids"].shape[1]
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits[:, P - 1:-1].float() / temperature
+    logp_all = F.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, batch["response_ids"][..., None]).squeeze(-1)
+    if not with_entropy:
+        return logp
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+def values_of(value_model, batch: dict, mask: torch.Tensor) -> torch.Tensor:
+    """V(x, y_<t) from the value model's scalar head at every position before a response token."""
+    ids, attn, pos = _sequence(batch, mask)
+    P = batch["prompt_ids"].shape[1]
+    hidden = value_model.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+    return value_model.score(hidden[:, P - 1:-1]).squeeze(-1).float()
+
+
+def decode_responses(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
+    """Answer texts, cut at eos."""
+    eos = tokenizer.eos_token_id
+    return [tokenizer.decode([t for t in row[:int(m)] if t != eos], skip_special_tokens=True).strip()
+            for row, m in zip(response_ids.tolist(), mask.sum(1).tolist())]
+
+
+# ---------------------------------------------------------------------------- rewards
+
+class LearnedReward:
+    """The learned reward model as a callable ``(prompts, responses) -> scores``.
+
+    It reads text, so its tokenizer may differ from the policy's.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 64):
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "LearnedReward":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).to(device)
+        return cls(model, AutoTokenizer.from_pretrained(path, local_files_only=True))
+
+    def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
+        from .reward import score
+        return score(self.model, self.tokenizer, prompts, responses, batch_size=self.batch_size)
+
+
+def gold_reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
+    """The world's gold utility as a reward (for experiments; ``minirlhf run`` never optimises it)."""
+    from .world.gold import utility
+    return torch.tensor([utility(p, r) for p, r in zip(prompts, responses)])
+
+
+# ---------------------------------------------------------------------------- training
+
+@dataclass
+class PPOResult:
+    history: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)   # the last rollout: prompt, response, score, gold
+    seconds: float = 0.0
+    policy: object = None
+    value_model: object = None
+
+
+def _set_dropout_off(*models):
+    for model in models:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+
+
+def _save_state(ckpt_dir: Path, policy, value_model, tokenizer, optimizer, generator, iteration: int,
+                beta: float, history: list[dict], config: PPOConfig) -> None:
+    """Policy, value model, optimizer and RNG state in one folder, swapped in atomically."""
+    ckpt_dir = Path(ckpt_dir)
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    policy.save_pretrained(tmp / "policy")
+    tokenizer.save_pretrained(tmp / "policy")
+    value_model.save_pretrained(tmp / "value")
+    torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                "iteration": iteration, "beta": beta}, tmp / "state.pt")
+    (tmp / "history.json").write_text(json.dumps(history))
+    (tmp / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt_dir.exists():
+        ckpt_dir.rename(old)
+    tmp.rename(ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_state(ckpt_dir: Path, policy, value_model, optimizer, generator) -> tuple[int, float, list[dict]]:
+    from safetensors.torch import load_file
+    ckpt_dir = Path(ckpt_dir)
+    policy.load_state_dict(load_file(ckpt_dir / "policy" / "model.safetensors"), strict=False)
+    value_model.load_state_dict(load_file(ckpt_dir / "value" / "model.safetensors"), strict=False)
+    state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    return state["iteration"], state["beta"], json.loads((ckpt_dir / "history.json").read_text())
+
+
+def _ptx_loss(policy, tokenizer, docs: list[str], device) -> torch.Tensor:
+    """Mean next-token loss of the policy on corpus documents (PPO-ptx's pretraining term)."""
+    enc = tokenizer([d + tokenizer.eos_token for d in docs], return_tensors="pt", padding=True,
+                    add_special_tokens=False, padding_side="right", truncation=True, max_length=128).to(device)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return policy(**enc, labels=labels).loss
+
+
+def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, prompts: list[str],
+              config: PPOConfig = PPOConfig(), corpus: list[str] | None = None, callback: Callable | None = None,
+              ckpt_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+              gold: bool = True, stop_after: int | None = None) -> PPOResult:
+    """Run PPO: each iteration samples `batch_size` prompts, rolls out, scores, and updates.
+
+    reward_fn(prompts, responses) -> (B,) scores, e.g. ``LearnedReward`` or ``gold_reward``.
+    corpus: documents for PPO-ptx (needed when ``config.ptx_coef > 0``).
+    callback(metrics, result) is called after every iteration (the live dashboard uses it).
+    ckpt_dir: saved every ``config.save_every`` iterations; ``resume=True`` continues from it.
+    stop_after: end after this many iterations of this call (to simulate an interruption).
+    """
+    if config.ptx_coef > 0 and not corpus:
+        raise ValueError("PPO-ptx (ptx_coef > 0) needs corpus documents")
+    if not prompts:
+        raise ValueError("PPO needs at least one prompt")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    device = torch.device(config.device)
+    for m in (policy, ref_policy, value_model):
+        m.to(device)
+    _set_dropout_off(policy, ref_policy, value_model)
+    ref_policy.eval().requires_grad_(False)
+    params = [p for m in (policy, value_model) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, eps=1e-5)
+    kl_ctl = AdaptiveKL(config.beta, config.kl_target, config.kl_horizon) if config.adaptive_kl else None
+    result, start = PPOResult(), 0
+    beta = config.beta
+    if resume and ckpt_dir and (Path(ckpt_dir) / "state.pt").exists():
+        start, beta, result.history = _load_state(Path(ckpt_dir), policy, value_model, optimizer, generator)
+        if kl_ctl:
+            kl_ctl.beta = beta
+    end = config.iterations if stop_after is None else min(config.iterations, start + stop_after)
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.iterations, initial=start, desc="PPO", disable=not progress)
+    for it in range(start, end):
+        t_it = time.perf_counter()
+        idx = torch.randint(len(prompts), (config.batch_size,), generator=generator).tolist()
+        batch_prompts = [prompts[i] for i in idx]
+        metrics, samples = _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, batch_prompts,
+                                      config, beta, optimizer, generator, corpus, gold, it, ckpt_dir)
+        if kl_ctl:
+            beta = kl_ctl.update(metrics["objective/kl"], config.batch_size)
+        metrics.update({"stage": "ppo", "step": it + 1, "episode": (it + 1) * config.batch_size,
+                        "time/iteration_s": time.perf_counter() - t_it})
+        result.history.append(metrics)
+        result.samples = samples
+        if ckpt_dir and config.save_every and (it + 1) % config.save_every == 0:
+            _save_state(Path(ckpt_dir), policy, value_model, tokenizer, optimizer, generator, it + 1, beta,
+                        result.history, config)
+        bar.update()
+        bar.set_postfix(score=f"{metrics['objective/scores']:.2f}", kl=f"{metrics['objective/kl']:.2f}")
+        if callback:
+            callback(metrics, result)
+    bar.close()
+    policy.eval()
+    value_model.eval()
+    result.seconds, result.policy, result.value_model = time.perf_counter() - t0, policy, value_model
+    return result
+
+
+def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, beta, optimizer,
+               generator, corpus, gold, it, ckpt_dir) -> tuple[dict, list[dict]]:
+    """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates."""
+    policy.eval()
+    value_model.eval()
+    with torch.no_grad():
+        batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, generator)
+        mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
+        old_logp, old_entropy = logprobs_of(policy, batch, mask, config.temperature, with_entropy=True)
+        ref_logp = logprobs_of(ref_policy, batch, mask, config.temperature)
+        old_values = values_of(value_model, batch, mask)
+        responses = decode_responses(tokenizer, batch["response_ids"], mask)
+        scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
+        scores = scores - config.missing_eos_penalty * (~has_eos).float()
+        maskf = mask.float()
+        kl = kl_per_token(old_logp, ref_logp, config.kl_estimator) * maskf
+        rewards = token_rewards(scores, kl, maskf, beta)
+        if config.whiten_rewards:
+            rewards = whiten(rewards, maskf, shift_mean=False)
+        advantages, returns = gae(rewards, old_values, maskf, config.gamma, config.lam)
+        advantages = whiten(advantages, maskf)
+    stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "entropy",
+                             "ptx_loss")}
+    policy.train()
+    value_model.train()
+    B = len(prompts)
+    for _ in range(config.ppo_epochs):
+        perm = torch.randperm(B, generator=generator)
+        for s in range(0, B, config.mini_batch_size):
+            mb = perm[s:s + config.mini_batch_size].to(mask.device)
+            sub = {k: v[mb] for k, v in batch.items()}
+            logp, entropy = logprobs_of(policy, sub, mask[mb], config.temperature, with_entropy=True)
+            values = values_of(value_model, sub, mask[mb])
+            pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
+            vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
+            loss = pg + config.vf_coef * vf
+            if config.ptx_coef > 0:
+                docs = [corpus[i] for i in torch.randint(len(corpus), (config.ptx_batch_size,),
+                                                         generator=generator).tolist()]
+                ptx = _ptx_loss(policy, tokenizer, docs, mask.device)
+                loss = loss + config.ptx_coef * ptx
+                stats["ptx_loss"].append(ptx.detach())
+            if not torch.isfinite(loss):
+                where = f"; the last good checkpoint is {ckpt_dir}" if ckpt_dir else ""
+                raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {pg.item():.4g}, value "
+                               f"{vf.item():.4g}): lower lr (now {config.lr}) or raise beta{where}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                           config.max_grad_norm)
+            optimizer.step()
+            for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
+                             ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
+                             ("ratio", pg_stats["ratio"]), ("entropy", masked_mean(entropy, maskf[mb]))):
+                stats[key].append(val.detach())
+    avg = lambda key: torch.stack(stats[key]).mean().item() if stats[key] else float("nan")  # noqa: E731
+    kl_sum = kl.sum(1)
+    non_score = (-beta * kl).sum(1)
+    metrics = {
+        "objective/kl": kl_sum.mean().item(),
+        "objective/entropy": (old_entropy * maskf).sum(1).mean().item(),
+        "objective/non_score_reward": non_score.mean().item(),
+        "objective/rlhf_reward": (scores + non_score).mean().item(),
+        "objective/scores": scores.mean().item(),
+        "objective/beta": beta,
+        "policy/approxkl_avg": avg("approxkl"),
+        "policy/clipfrac_avg": avg("pg_clipfrac"),
+        "policy/entropy_avg": avg("entropy"),
+        "loss/policy_avg": avg("pg_loss"),
+        "loss/value_avg": avg("vf_loss"),
+        "val/clipfrac_avg": avg("vf_clipfrac"),
+        "val/ratio": avg("ratio"),
+        "val/num_eos_tokens": int(has_eos.sum()),
+        "val/response_length": mask.sum(1).float().mean().item(),
+    }
+    if config.ptx_coef > 0:
+        metrics["loss/ptx_avg"] = avg("ptx_loss")
+    samples = [{"prompt": p, "response": r, "score": float(s)} for p, r, s in zip(prompts, responses, scores.tolist())]
+    if gold:
+        from .world.gold import utility
+        golds = [utility(p, r) for p, r in zip(prompts, responses)]
+        metrics["objective/gold"] = sum(golds) / len(golds)
+        for sample, g in zip(samples, golds):
+            sample["gold"] = g
+    return metrics, samples
