@@ -35,3 +35,22 @@ def win_rate(scores_a: list[float], scores_b: list[float], seed: int = 0, n_boot
     return {judge: round(sum(o) / n, 4), "ci95": bootstrap_ci(o, n_boot, seed), "n": n,
             "wins": round(o.count(1.0) / n, 4), "ties": round(o.count(0.5) / n, 4),
             "losses": round(o.count(0.0) / n, 4)}
+
+
+def corpus_loss(model, tokenizer, docs: list[str], batch_size: int = 32, max_length: int = 128) -> float:
+    """Mean next-token loss on held-out corpus documents: the alignment tax shows as a rise."""
+    import torch
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(docs), batch_size):
+            enc = tokenizer([d + tokenizer.eos_token for d in docs[i:i + batch_size]], return_tensors="pt",
+                            padding=True, add_special_tokens=False, padding_side="right", truncation=True,
+                            max_length=max_length).to(model.device)
+            labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+            logits = model(**enc).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                                     ignore_index=-100, reduction="sum")
+            total += loss.item()
+            count += int((labels[:, 1:] != -100).sum())
+    return total / max(count, 1)

@@ -91,6 +91,50 @@ def win_rates(records: dict[str, dict], key: str = "gold"):
     return fig
 
 
+PPO_PANELS = (("objective/scores", "RM score"), ("objective/gold", "gold utility"), ("objective/kl", "KL to SFT (nats)"),
+              ("objective/entropy", "entropy (nats/answer)"), ("val/response_length", "answer length (tokens)"),
+              ("policy/clipfrac_avg", "clip fraction"), ("loss/value_avg", "value loss"))
+
+
+def ppo_curves(history: list[dict], panels=PPO_PANELS, axes=None):
+    """PPO's training curves, one small panel per metric (the RM score and gold share a colour scheme)."""
+    plt = _plt()
+    panels = [(k, t) for k, t in panels if any(k in h for h in history)] or list(panels)
+    if axes is None:
+        cols = min(4, len(panels))
+        fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(3.2 * cols, 2.4 * ((len(panels) + cols - 1) // cols)),
+                                 squeeze=False)
+        axes = axes.ravel()
+    fig = axes[0].figure
+    for ax, (key, title) in zip(axes, panels):
+        ax.clear()
+        pts = [(h["step"], h[key]) for h in history if key in h]
+        if pts:
+            ax.plot(*zip(*pts), color="C2" if key == "objective/gold" else "C0", lw=1.2)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def reward_vs_kl(runs: dict[str, list[dict]]):
+    """RM score and gold utility against KL for one or more PPO runs: reward hacking shows as
+    gold falling while the RM score still rises."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
+    for i, (name, history) in enumerate(runs.items()):
+        kl = [h["objective/kl"] for h in history]
+        axes[0].plot(kl, [h["objective/scores"] for h in history], "o-", ms=2, color=f"C{i}", label=name)
+        axes[1].plot(kl, [h.get("objective/gold", float("nan")) for h in history], "o-", ms=2, color=f"C{i}", label=name)
+    axes[0].set(xlabel="KL to SFT (nats)", ylabel="RM score", title="What PPO optimises")
+    axes[1].set(xlabel="KL to SFT (nats)", ylabel="gold utility", title="What people want")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path: str | Path) -> Path:
     """Save a figure (creating the folder) and close it."""
     path = Path(path)

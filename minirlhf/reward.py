@@ -41,6 +41,9 @@ class RMConfig:
     sample_temperature: float = 1.0  # diverse responses to rank (TRL samples at 0.7-1.0)
     max_new_tokens: int = 48   # = the evaluation's answer length
     heldout_fraction: float = 0.2  # comparison prompts kept for held-out accuracy
+    max_prompts: int | None = None  # use only the first N comparison prompts (fast mode)
+    calibrate_labelers: bool = True  # labelers' tau set so two of them agree on the paper's
+                                     # 72.6% of these very pairs (else: world.json's tau)
     seed: int = 0
     device: str = "cpu"
 
@@ -90,16 +93,14 @@ def reward_model_from(path: str | Path, device: str = "cpu"):
     return model.to(device), tokenizer
 
 
-def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int) -> dict:
+def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int, format_prompts: bool = True) -> dict:
     """Right-padded prompt + response + eos; the score is read at the last real token.
 
     Long responses are cut from the right, keeping the prompt and the end marker.
     """
-    rows = []
-    for p, r in zip(prompts, responses):
-        ids_p = tokenizer(format_prompt(p), add_special_tokens=False)["input_ids"]
-        ids_r = tokenizer(" " + r, add_special_tokens=False)["input_ids"]
-        rows.append((ids_p + ids_r)[: max_length - 1] + [tokenizer.eos_token_id])
+    ids_p = tokenizer([format_prompt(p) if format_prompts else p for p in prompts], add_special_tokens=False)["input_ids"]
+    ids_r = tokenizer([" " + r for r in responses], add_special_tokens=False)["input_ids"]
+    rows = [(p + r)[: max_length - 1] + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -116,10 +117,11 @@ def rewards_of(model, batch: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 64,
-          max_length: int = 192) -> torch.Tensor:
+          max_length: int = 192, format_prompts: bool = True) -> torch.Tensor:
     """Normalised rewards for (prompt, response) texts: (N,) on the CPU."""
     model.eval()
-    out = [rewards_of(model, encode(tokenizer, prompts[i:i + batch_size], responses[i:i + batch_size], max_length))
+    out = [rewards_of(model, encode(tokenizer, prompts[i:i + batch_size], responses[i:i + batch_size], max_length,
+                                    format_prompts))
            for i in range(0, len(prompts), batch_size)]
     return torch.cat(out).float().cpu() if out else torch.zeros(0)
 
@@ -147,9 +149,8 @@ def load_rankings(data) -> list[dict]:
     return rows
 
 
-def make_rankings(policy, tokenizer, prompts: list[str], labeler, config: RMConfig,
-                  seed: int = 0) -> list[dict]:
-    """K samples from the policy per prompt, ranked by a (simulated) labeler."""
+def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, seed: int = 0) -> list[dict]:
+    """K samples from the policy per prompt, with their gold utilities (not yet ranked)."""
     from .generation import generate
     from .world.gold import utility
     repeated = [p for p in prompts for _ in range(config.k)]
@@ -158,9 +159,35 @@ def make_rankings(policy, tokenizer, prompts: list[str], labeler, config: RMConf
     rows = []
     for i, prompt in enumerate(prompts):
         ys = responses[i * config.k:(i + 1) * config.k]
-        us = [utility(prompt, y) for y in ys]
-        rows.append({"prompt": prompt, "responses": ys, "ranking": labeler.rank(us), "utilities": us})
+        rows.append({"prompt": prompt, "responses": ys, "utilities": [utility(prompt, y) for y in ys]})
     return rows
+
+
+def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
+    """Each row ranked by a (simulated) labeler, best first."""
+    return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
+
+
+def make_rankings(policy, tokenizer, prompts: list[str], labeler, config: RMConfig,
+                  seed: int = 0) -> list[dict]:
+    """K samples from the policy per prompt, ranked by a (simulated) labeler."""
+    return rank_comparisons(sample_comparisons(policy, tokenizer, prompts, config, seed), labeler)
+
+
+def utility_pairs(rows: list[dict]) -> list[tuple[float, float]]:
+    """The gold utilities of every pair of responses to the same prompt."""
+    return [(row["utilities"][a], row["utilities"][b]) for row in rows
+            for a, b in combinations(range(len(row["responses"])), 2)]
+
+
+def calibrate_tau(rows: list[dict]) -> float:
+    """The labelers' tau at which two of them agree on 72.6% of these rows' pairs.
+
+    The paper measured its labelers' agreement on the comparisons they actually labeled;
+    pairs of one policy's samples are often close calls, so the noise is set on them.
+    """
+    from .world.labelers import fit_tau
+    return fit_tau(utility_pairs(rows))
 
 
 # ---------------------------------------------------------------------------- training
@@ -280,17 +307,21 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     from .generation import load_model
     from .io import read_jsonl
     from .paths import world_dir
-    from .world.labelers import Labeler
+    from .world.labelers import Labeler, expected_agreement, gold_agreement
     config = config or RMConfig()
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
+    prompts = prompts[:config.max_prompts]
     n_held = int(len(prompts) * config.heldout_fraction)
     t0 = time.perf_counter()
     policy, tokenizer = load_model(sft_path, device=config.device)
-    rankings = [] if human_only else make_rankings(policy, tokenizer, prompts[n_held:],
-                                                   Labeler(tau, seed=10 * config.seed + 1), config, seed=config.seed + 1)
-    heldout = make_rankings(policy, tokenizer, prompts[:n_held], Labeler(tau, seed=10 * config.seed + 2), config,
-                            seed=config.seed + 2)
+    train_rows = [] if human_only else sample_comparisons(policy, tokenizer, prompts[n_held:], config,
+                                                          seed=config.seed + 1)
+    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
+    if config.calibrate_labelers:
+        tau = calibrate_tau(train_rows or held_rows)
+    rankings = rank_comparisons(train_rows, Labeler(tau, seed=10 * config.seed + 1))
+    heldout = rank_comparisons(held_rows, Labeler(tau, seed=10 * config.seed + 2))
     if human_pairs:
         rankings += load_rankings(human_pairs)
     sampling_s = time.perf_counter() - t0
@@ -300,6 +331,10 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
     offset = normalise(model, rm_tokenizer, demos, config.max_length)
     metrics = evaluate(model, rm_tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)
+    held_pairs = utility_pairs(held_rows)
+    metrics["labelers_tau"] = round(tau, 6)
+    metrics["labeler_labeler_agreement"] = round(expected_agreement(held_pairs, tau), 4)
+    metrics["labeler_gold_agreement"] = round(gold_agreement(held_pairs, tau)["non_tied"], 4)
     metrics["demonstration_reward_mean"] = round(float(score(model, rm_tokenizer, [d["prompt"] for d in demos],
                                                              [d["completion"] for d in demos]).mean()), 4)
     info = {"config": asdict(config), "offset": offset, "train_rankings": len(rankings), "sampling_s": sampling_s,

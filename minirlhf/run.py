@@ -2,7 +2,8 @@
 
 Stages: the world (its labelers' calibration), the pretrained base model judged by the
 gold preference, SFT on the labelers' demonstrations, the reward model on K-way rankings
-of SFT samples, and the evaluation (judge rates and win rates). The folder holds
+of SFT samples, PPO against the learned reward model (never the gold), and the evaluation
+(judge rates, KL and win rates). The folder holds
 CONTRACT's ``summary.json``, ``metrics.jsonl``, ``report.md`` and ``plots/*.png``;
 stages that do not exist yet are absent.
 """
@@ -20,18 +21,21 @@ from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, eval_prompts, rates
 from .paths import base_model_dir, world_dir
 from .settings import Settings, get_settings
 
-STAGES = ("world", "base", "sft", "rm", "eval")
+STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
 
 
 def _stage_configs(settings: Settings):
-    """SFT and RM settings for this machine: smaller in fast mode (same steps, less work)."""
+    """SFT, RM and PPO settings for this machine: smaller in fast mode (same steps, less work)."""
+    from .ppo import PPOConfig
     from .reward import RMConfig
     from .sft import SFTConfig
     sft = SFTConfig(seed=settings.seed, device=settings.device)
     rm = RMConfig(seed=settings.seed, device=settings.device)
+    ppo = PPOConfig(seed=settings.seed, device=settings.device)
     if settings.fast:
-        sft.epochs, rm.epochs = 1, 1
-    return sft, rm
+        sft.epochs, rm.epochs, rm.max_prompts = 1, 1, 400
+        ppo.iterations, ppo.batch_size, ppo.mini_batch_size, ppo.ppo_epochs = 3, 16, 8, 2
+    return sft, rm, ppo
 
 
 def _samples(model, tokenizer, prompts: list[str], seed: int) -> list[str]:
@@ -84,7 +88,7 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
     lines += ["", "## Samples on held-out prompts", ""]
     for s in samples:
         lines.append(f"- **{s['prompt']}**  ")
-        for model in ("base", "sft"):
+        for model in ("base", "sft", "ppo"):
             if model in s:
                 lines.append(f"  {model}: {s[model]} *(U = {s[model + '_u']:+.2f})*  ")
     path = out / "report.md"
@@ -96,6 +100,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``."""
     from .generation import load_model
+    from .ppo import run_ppo, sequence_kl
     from .reward import run_reward_model, score
     from .sft import run_sft
     from .world.gold import utility
@@ -105,7 +110,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base_path = Path(model) if model else base_model_dir("tiny")
-    sft_config, rm_config = _stage_configs(settings)
+    sft_config, rm_config, ppo_config = _stage_configs(settings)
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
     summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
@@ -153,23 +158,41 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                                                out / "plots" / "rm_rewards.png").relative_to(out))
         bar.update()
 
+        if "ppo" in stages:
+            bar.set_postfix_str("PPO")
+            t = time.perf_counter()
+            ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False)
+            timings["ppo"] = time.perf_counter() - t
+            metrics += ppo["history"]
+            figures["PPO curves"] = str(plots.save(plots.ppo_curves(ppo["history"]), out / "plots" / "ppo_curves.png")
+                                        .relative_to(out))
+            judged("ppo", out / "ppo" / "policy")
+            t = time.perf_counter()
+            summary["ppo"]["kl"] = round(sequence_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts,
+                                                     EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS, seed=seed), 4)
+            timings["eval"] += time.perf_counter() - t
+            bar.update()
+
         bar.set_postfix_str("evaluation")
         t = time.perf_counter()
         u = {name: [utility(p, r) for p, r in zip(prompts, rs)] for name, rs in responses.items()}
-        labeler = Labeler(world["labelers"]["tau"], seed=10_000 + seed)
-        lab = [1.0 - labeler.compare(a, b) for a, b in zip(u["sft"], u["base"])]
         r_rm = {name: score(rm["model"], rm["tokenizer"], prompts, rs).tolist() for name, rs in responses.items()}
-        w = win_rate(u["sft"], u["base"], seed=seed)
-        w["labelers"] = round(sum(lab) / len(lab), 4)
-        w["rm"] = win_rate(r_rm["sft"], r_rm["base"], seed=seed)["gold"]
-        summary["win_rates"] = {"sft_vs_base": w}
+        labeler = Labeler(world["labelers"]["tau"], seed=10_000 + seed)
+        summary["win_rates"] = {}
+        for a, b in (("sft", "base"), ("ppo", "sft"), ("ppo", "base")):
+            if a in u:
+                w = win_rate(u[a], u[b], seed=seed)
+                lab = [1.0 - labeler.compare(x, y) for x, y in zip(u[a], u[b])]
+                w["labelers"] = round(sum(lab) / len(lab), 4)
+                w["rm"] = win_rate(r_rm[a], r_rm[b], seed=seed)["gold"]
+                summary["win_rates"][f"{a}_vs_{b}"] = w
         figures["win rates"] = str(plots.save(plots.win_rates(summary["win_rates"]), out / "plots" / "win_rates.png")
                                    .relative_to(out))
         timings["eval"] += time.perf_counter() - t
         bar.update()
     bar.close()
 
-    figures["judge rates"] = str(plots.save(plots.judge_rates({n: summary[n] for n in ("base", "sft") if n in summary}),
+    figures["judge rates"] = str(plots.save(plots.judge_rates({n: summary[n] for n in ("base", "sft", "ppo") if n in summary}),
                                             out / "plots" / "judge_rates.png").relative_to(out))
     timings["total"] = time.perf_counter() - t_start
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}

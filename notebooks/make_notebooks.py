@@ -463,8 +463,9 @@ def reward_model() -> list:
             before RL).
 
             The simulated labelers prefer $A$ to $B$ with probability $\\sigma\\big((U(A) - U(B))/\\tau\\big)$;
-            $\\tau$ was fitted so that two of them agree on 72.6% of comparisons, like the paper's
-            labelers.
+            $\\tau$ is calibrated on these very comparisons, so that two labelers agree on 72.6% of
+            them, as the paper's labelers did on theirs: pairs of one model's samples are often close
+            calls, so the labelers must be sharp to agree that often.
         """),
         code('''
             rm_config = RMConfig(epochs=1 if settings.fast else 2, device=settings.device)
@@ -588,7 +589,201 @@ def reward_model() -> list:
     ]
 
 
-NOTEBOOKS = {"01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model}
+# ---------------------------------------------------------------------------- 04
+
+def ppo() -> list:
+    return [
+        *title("04_ppo.ipynb", "4. PPO: reinforcement learning from the reward model", """
+            Step 3 of InstructGPT: the SFT model becomes a *policy* that writes answers, the reward
+            model scores them, and PPO nudges the policy toward higher scores, while a KL penalty keeps
+            it close to the SFT model, so it cannot drift into text the RM was never trained on.
+
+            Here: the objective and the functions that implement each part, a PPO run with a live
+            dashboard, what changed, **reward hacking made visible**, and PPO-ptx's answer to the
+            "alignment tax".
+        """),
+        SETUP,
+        code('''
+            from datasets import load_dataset
+            from minirlhf import plots
+            from minirlhf.dashboard import Dashboard, compare, sample_explorer
+            from minirlhf.evaluate import corpus_loss, win_rate
+            from minirlhf.judge import EVAL_TEMPERATURE, eval_prompts, rates
+            from minirlhf.paths import world_dir
+            from minirlhf.ppo import (PPOConfig, gae, kl_per_token, policy_loss, run_ppo, token_rewards,
+                                      value_loss)
+            from minirlhf.reward import RMConfig, run_reward_model
+            from minirlhf.sft import SFTConfig, run_sft
+        '''),
+        md("""
+            ## Stages 1 and 2, rebuilt
+
+            PPO starts from the SFT model (the policy, and its frozen copy, the reference) and the
+            reward model (the reward, and the value model's starting point). We rebuild both as in
+            `02_sft.ipynb` and `03_reward_model.ipynb`, the RM on fewer comparisons to save time:
+        """),
+        code('''
+            sft = run_sft(out_dir="runs/nb04/sft", config=SFTConfig(epochs=scaled(3, 1, 4, settings)), progress=False)
+            rm = run_reward_model("runs/nb04/sft", "runs/nb04/rm", progress=False,
+                                  config=RMConfig(max_prompts=scaled(800, 300, None, settings), device=settings.device,
+                                                  epochs=scaled(2, 1, 3, settings)))
+            print(f"SFT {sft.seconds:.0f} s; RM {rm['info']['train_s'] + rm['info']['sampling_s']:.0f} s, "
+                  f"held-out accuracy vs gold {rm['metrics']['accuracy_gold']:.2f}")
+        '''),
+        md("""
+            ## The objective, piece by piece
+
+            For a prompt $x$ and an answer $y = (y_1, \\dots, y_T)$ sampled from the policy $\\pi$:
+
+            $$\\text{objective} = E\\big[r(x, y)\\big] - \\beta\\, E\\Big[\\textstyle\\sum_t \\log \\tfrac{\\pi(y_t \\mid x, y_{<t})}{\\pi_{SFT}(y_t \\mid x, y_{<t})}\\Big] + \\text{ptx\\_coef}\\; E_{\\text{corpus}}\\big[\\log \\pi(\\text{text})\\big]$$
+
+            PPO turns this into a reward per token: the KL penalty on every token (`kl_per_token`,
+            the k1 estimator $\\log\\pi - \\log\\pi_{SFT}$), and the RM's score on the last one
+            (`token_rewards`). A three-token answer with score 1.0 and $\\beta = 0.1$:
+        """),
+        code('''
+            logp = torch.log(torch.tensor([[0.5, 0.9, 0.8]]))      # pi(y_t), the policy
+            ref_logp = torch.log(torch.tensor([[0.25, 0.9, 0.4]]))  # pi_SFT(y_t), the frozen reference
+            kl = kl_per_token(logp, ref_logp)
+            rewards = token_rewards(torch.tensor([1.0]), kl, torch.ones(1, 3), beta=0.1)
+            print("kl per token", kl.numpy().round(3), " reward per token", rewards.numpy().round(3))
+        '''),
+        md("""
+            The value model $V$ (initialised from the RM) predicts the return from each token on;
+            GAE turns rewards and values into *advantages* (how much better a token did than expected):
+            $\\delta_t = r_t + \\gamma V_{t+1} - V_t$, $A_t = \\delta_t + \\gamma\\lambda A_{t+1}$
+            (`gae`, with $\\gamma = 1$, $\\lambda = 0.95$):
+        """),
+        code('''
+            values = torch.tensor([[0.2, 0.4, 0.6]])
+            advantages, returns = gae(rewards, values, torch.ones(1, 3), gamma=1.0, lam=0.95)
+            print("advantages", advantages.numpy().round(3), " returns", returns.numpy().round(3))
+        '''),
+        md("""
+            The policy moves toward tokens with positive advantage, but PPO clips the probability
+            ratio $\\rho_t = \\pi(y_t)/\\pi_{old}(y_t)$ at $1 \\pm \\epsilon$ so one batch cannot
+            move it far (`policy_loss`); the value model's update is clipped the same way
+            (`value_loss`). A ratio of 1.5 with a positive advantage earns only 1.2:
+        """),
+        code('''
+            loss, stats = policy_loss(torch.log(torch.tensor([[1.5, 1.0]])), torch.zeros(1, 2),
+                                      torch.tensor([[1.0, -1.0]]), torch.ones(1, 2), cliprange=0.2)
+            print(f"policy loss {loss:.3f} (= mean of -1.2 and +1.0), clipped share {stats['clipfrac']:.2f}")
+        '''),
+        md("""
+            Every other detail (left-padded KV-cache rollouts, temperature-scaled logits, truncation at
+            the end-of-text token, a penalty for answers with none, whitened advantages, dropout off...)
+            is listed in `docs/ppo.md` with a link to its line.
+
+            ## A PPO run, live
+
+            `run_ppo` takes the SFT and RM folders; the reward is the learned RM (`objective/scores`).
+            The dashboard also plots `objective/gold`, the hidden gold utility of the same answers: PPO
+            never sees it, we watch it. It warns if the KL goes negative or explodes, if the entropy
+            collapses, or if the RM score and gold move apart.
+        """),
+        code('''
+            config = PPOConfig(iterations=scaled(30, 3, 80, settings), batch_size=scaled(32, 16, 64, settings),
+                               mini_batch_size=scaled(32, 16, 64, settings), ppo_epochs=scaled(4, 2, 4, settings),
+                               lr=1e-4, device=settings.device)
+            dashboard = Dashboard(every=5)
+            ppo = run_ppo("runs/nb04/sft", "runs/nb04/rm", "runs/nb04/ppo", config, callback=dashboard, progress=False)
+            print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings: {dashboard.warnings or 'none'}")
+        '''),
+        code('''
+            pd.DataFrame(ppo["history"])[["step", "objective/scores", "objective/gold", "objective/kl",
+                                          "objective/entropy", "val/response_length", "policy/clipfrac_avg"]].round(3).tail(5)
+        '''),
+        md("""
+            ## What changed
+
+            SFT and the PPO policy answer the same held-out prompts (one sample each at the evaluation
+            temperature). The gold judge's rates, and the gold win rate of PPO over SFT with its
+            bootstrap 95% interval (ties count ½):
+        """),
+        code('''
+            prompts = eval_prompts(scaled(300, 60, None, settings))
+            rows = compare(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts, ppo["reward"])
+            table = pd.DataFrame({"SFT": rates(prompts, [r["sft"] for r in rows]),
+                                  "PPO": rates(prompts, [r["policy"] for r in rows])}).T
+            w = win_rate([r["policy_gold"] for r in rows], [r["sft_gold"] for r in rows])
+            print(f"PPO vs SFT, gold win rate {w['gold']:.3f}, 95% CI {w['ci95']} "
+                  f"(wins {w['wins']:.2f}, ties {w['ties']:.2f}, losses {w['losses']:.2f})")
+            table[["helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate", "gold_utility_mean"]].round(3)
+        '''),
+        md("""
+            Browse the answers side by side, with the RM's and the gold judge's scores:
+        """),
+        code('''
+            sample_explorer(rows)
+        '''),
+        md("""
+            ## Reward hacking, made visible
+
+            The RM is only a model of the labelers' preferences, and PPO optimises it, not the
+            preferences. Same RM, same code; only the KL coefficient changes: with $\\beta = 0$ nothing
+            holds the policy near the SFT model. Plotted against KL, the RM score keeps rising while the
+            gold utility stops following it (Gao et al. 2022 measured this "overoptimisation" at scale):
+        """),
+        code('''
+            from dataclasses import replace
+            hack = run_ppo("runs/nb04/sft", "runs/nb04/rm", None, replace(config, beta=0.0, lr=3e-4), progress=False)
+            plots.reward_vs_kl({"beta = 0.05": ppo["history"], "beta = 0, lr 3e-4": hack["history"]});
+        '''),
+        md("""
+            ## PPO-ptx and the alignment tax
+
+            RLHF can make a model worse at its pretraining distribution (the paper's "alignment tax").
+            PPO-ptx mixes the pretraining log-likelihood into the PPO loss (`ptx_coef`). We compare the
+            held-out corpus loss of SFT, PPO and PPO-ptx (lower is better):
+        """),
+        code('''
+            ptx = run_ppo("runs/nb04/sft", "runs/nb04/rm", None, replace(config, ptx_coef=1.0), progress=False)
+            docs = [r["text"] for r in load_dataset("json", data_files=str(world_dir() / "corpus_val.jsonl"), split="train")]
+            docs = docs[:scaled(300, 50, None, settings)]
+            tax = {name: corpus_loss(model, ppo["tokenizer"], docs)
+                   for name, model in (("SFT", ppo["ref_policy"]), ("PPO", ppo["policy"]), ("PPO-ptx", ptx["policy"]))}
+            gold = {"SFT": None, "PPO": ppo["history"][-1]["objective/gold"], "PPO-ptx": ptx["history"][-1]["objective/gold"]}
+            pd.DataFrame({"held-out corpus loss": tax, "gold utility (last rollout)": gold}).round(3)
+        '''),
+        md("""
+            ## Exercises
+
+            **1.** With k1, the KL penalty of a token is $\\beta(\\log\\pi - \\log\\pi_{SFT})$. The policy
+            gives a token probability 0.6, the SFT model 0.3, and $\\beta = 0.05$. What is the
+            per-token reward of that token (not the last one)?
+        """),
+        code('''
+            answer = None  # your number, to 4 decimals
+            expected = token_rewards(torch.zeros(1), kl_per_token(torch.log(torch.tensor([[0.6, 1.0]])),
+                                                                  torch.log(torch.tensor([[0.3, 1.0]]))), torch.ones(1, 2), 0.05)[0, 0].item()
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - expected) < 1e-4 else
+                  "Not yet. Hint: -beta * log(0.6 / 0.3); log 2 is about 0.6931.")
+        '''),
+        md("""
+            **2.** With $\\gamma = \\lambda = 1$ and values all 0, what is the advantage of the *first*
+            token of an answer whose per-token rewards are $(-0.1, -0.1, 2.0)$?
+        """),
+        code('''
+            answer = None  # your number
+            expected = gae(torch.tensor([[-0.1, -0.1, 2.0]]), torch.zeros(1, 3), torch.ones(1, 3), 1.0, 1.0)[0][0, 0].item()
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - expected) < 1e-4 else
+                  "Not yet. Hint: with gamma = lam = 1 and V = 0 the advantage is the sum of the rewards still to come.")
+        '''),
+        md("""
+            **3.** Run `run_ppo` again with `replace(config, beta=0.2)`. Does the final `objective/kl` go
+            up or down compared with the run above? Set `answer` to `"up"` or `"down"`.
+        """),
+        code('''
+            answer = None  # "up" or "down"
+            print("Not answered yet." if answer is None else "Correct!" if answer == "down" else
+                  "Not yet. Hint: beta is the price of each nat of KL in the reward.")
+        '''),
+    ]
+
+
+NOTEBOOKS = {"01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model,
+             "04_ppo.ipynb": ppo}
 
 
 def build(name: str):

@@ -79,13 +79,27 @@ def test_judge_command_clear_error_for_missing_model(capsys, tmp_path):
     assert "nope" in capsys.readouterr().err
 
 
-def test_run_fast_writes_the_run_folder(tmp_path, capsys):
+def test_run_fast_writes_the_run_folder(tmp_path, capsys, monkeypatch):
+    import minirlhf.ppo
+    rewards = []
+    real_run_ppo = minirlhf.ppo.run_ppo
+
+    def spy(*args, **kwargs):                                      # what does PPO optimise in `minirlhf run`?
+        rewards.append(kwargs.get("reward_fn"))
+        out = real_run_ppo(*args, **kwargs)
+        rewards.append(out["info"]["reward"])
+        return out
+    monkeypatch.setattr(minirlhf.ppo, "run_ppo", spy)
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--fast"]) == 0
+    assert rewards == [None, "learned RM"]                         # the learned RM only, never the gold
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fast"] is True and summary["device"] == "cpu" and summary["seed"] == 0
-    assert "ppo" not in summary                                    # a stage that does not exist yet
-    for model in ("base", "sft"):
+    assert summary["ppo"]["kl"] == summary["ppo"]["kl"] and "helpful_rate" in summary["ppo"]
+    for name in ("ppo_vs_sft", "ppo_vs_base"):
+        w = summary["win_rates"][name]
+        assert w["ci95"][0] <= w["gold"] <= w["ci95"][1] and 0 <= w["labelers"] <= 1 and 0 <= w["rm"] <= 1
+    for model in ("base", "sft", "ppo"):
         for key in ("helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate"):
             assert 0 <= summary[model][key] <= 1
     for key in ("accuracy_labelers", "accuracy_gold", "gold_tie_share"):
@@ -93,13 +107,14 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys):
     w = summary["win_rates"]["sft_vs_base"]
     assert w["ci95"][0] <= w["gold"] <= w["ci95"][1] and w["n"] == summary["base"]["n"]
     assert abs(w["wins"] + w["ties"] + w["losses"] - 1) < 1e-3 and 0 <= w["labelers"] <= 1 and 0 <= w["rm"] <= 1
-    assert set(summary["timings_s"]) >= {"sft", "rm", "eval", "total"}
+    assert set(summary["timings_s"]) >= {"sft", "rm", "ppo", "eval", "total"}
     assert all(v > 0 for v in summary["timings_s"].values())
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {x["stage"] for x in lines} == {"sft", "rm", "eval"} and all("step" in x for x in lines)
-    for plot in ("judge_rates", "sft_loss", "rm_accuracy", "rm_rewards", "win_rates"):
+    assert {x["stage"] for x in lines} == {"sft", "rm", "ppo", "eval"} and all("step" in x for x in lines)
+    for plot in ("judge_rates", "sft_loss", "rm_accuracy", "rm_rewards", "win_rates", "ppo_curves"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
         assert f"plots/{plot}.png" in (out / "report.md").read_text()
     assert f"{summary['sft']['helpful_rate']:.3f}" in (out / "report.md").read_text()
     assert (out / "sft" / "config.json").is_file() and (out / "rm" / "config.json").is_file()
+    assert (out / "ppo" / "policy" / "model.safetensors").is_file()
     assert str(out / "report.md") in capsys.readouterr().out

@@ -34,6 +34,8 @@ BIO_REPEATS = 40           # each known person's biography, in this many phrasin
 N_FILLER_DOCS = 600        # plain text, so the model learns the language beyond Q/A
 VAL_FRACTION = 0.05        # share of the corpus and demonstrations held out
 TAU_PAIRS = 4000           # (response, response) pairs for fitting the labelers' tau
+EXTRA_COMPARISON = 1600    # more comparison prompts beyond the stratified ones: the paper's RM
+                           # set (33k prompts) is its largest, ~2.5x the SFT set (13k)
 
 
 def stratified_prompts(rng: random.Random) -> dict[str, list[str]]:
@@ -90,6 +92,25 @@ def labeler_pairs(prompts: list[str], rng: random.Random, n: int) -> list[tuple[
     return pairs
 
 
+def extra_prompts(splits: dict[str, list[str]], rng: random.Random, n: int, split: str) -> list[str]:
+    """``splits[split]`` plus ``n`` new prompts found in no split, shuffled together.
+
+    The new prompts follow the world's category mix as far as categories have unused prompts
+    left (most are fact questions and passages, where the world's prompt space is largest).
+    """
+    used = {p for prompts in splits.values() for p in prompts}
+    new: dict[str, None] = {}
+    for _ in range(n * 50):
+        prompt = sample_prompt(rng)
+        if prompt not in used:
+            new.setdefault(prompt)
+            if len(new) >= n:
+                break
+    out = splits[split] + list(new)
+    rng.shuffle(out)
+    return out
+
+
 def _prompt_rows(split: str, prompts: list[str]) -> list[dict]:
     return [{"prompt_id": f"{split}-{i:05d}", "prompt": p, "category": parse_prompt(p).category}
             for i, p in enumerate(prompts)]
@@ -113,12 +134,13 @@ def build_world(out_dir: str | Path | None = None, seed: int = 0) -> dict:
     n_val = int(len(demos) * VAL_FRACTION * 2)
     io.write_jsonl_atomic(out / "demonstrations.jsonl", demos[n_val:])
     io.write_jsonl_atomic(out / "demonstrations_val.jsonl", demos[:n_val])
-    for split in ("comparison", "ppo", "eval"):
-        io.write_jsonl_atomic(out / f"{split}_prompts.jsonl", _prompt_rows(split, splits[split]))
-
     fit_pairs = labeler_pairs(splits["comparison"], random.Random(seed + 3), TAU_PAIRS)
     tau = round(labelers.fit_tau(fit_pairs), 6)
     fresh = labeler_pairs(splits["comparison"], random.Random(seed + 4), TAU_PAIRS)
+
+    splits["comparison"] = extra_prompts(splits, random.Random(seed + 5), EXTRA_COMPARISON, "comparison")
+    for split in ("comparison", "ppo", "eval"):
+        io.write_jsonl_atomic(out / f"{split}_prompts.jsonl", _prompt_rows(split, splits[split]))
     meta = {
         "seed": seed,
         "files": {s: len(v) for s, v in splits.items()},

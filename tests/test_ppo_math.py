@@ -1,0 +1,100 @@
+"""PPO's pure functions against hand-computed values."""
+import math
+
+import pytest
+import torch
+
+from minirlhf.ppo import (AdaptiveKL, PPOConfig, gae, kl_per_token, masked_mean, policy_loss, response_mask,
+                          token_rewards, value_loss, whiten)
+
+
+def test_gae_and_returns_by_hand():
+    # one answer of 3 tokens, then a pad; gamma 0.9, lam 0.5
+    r = torch.tensor([[0.0, 0.5, 1.0, 7.0]])
+    v = torch.tensor([[1.0, 2.0, 3.0, 9.0]])
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    adv, ret = gae(r, v, m, gamma=0.9, lam=0.5)
+    d2 = 1.0 + 0.9 * 0 - 3.0                 # V past the last token is 0
+    d1 = 0.5 + 0.9 * 3.0 - 2.0
+    d0 = 0.0 + 0.9 * 2.0 - 1.0
+    a2 = d2
+    a1 = d1 + 0.45 * a2
+    a0 = d0 + 0.45 * a1
+    assert adv[0].tolist() == pytest.approx([a0, a1, a2, 0.0])
+    assert ret[0].tolist() == pytest.approx([a0 + 1, a1 + 2, a2 + 3, 0.0])
+
+
+def test_gae_with_gamma_lam_one_is_reward_to_go_minus_value():
+    r = torch.tensor([[0.1, -0.2, 2.0]])
+    v = torch.tensor([[0.5, 0.4, 0.3]])
+    adv, ret = gae(r, v, torch.ones(1, 3), gamma=1.0, lam=1.0)
+    assert ret[0].tolist() == pytest.approx([1.9, 1.8, 2.0])
+    assert adv[0].tolist() == pytest.approx([1.4, 1.4, 1.7])
+
+
+def test_kl_estimators_by_hand():
+    logp, ref = torch.tensor([math.log(0.5), math.log(0.2)]), torch.tensor([math.log(0.25), math.log(0.4)])
+    assert kl_per_token(logp, ref, "k1").tolist() == pytest.approx([math.log(2), math.log(0.5)])
+    # k3 = (rho - 1) - log rho with rho = pi_ref / pi
+    assert kl_per_token(logp, ref, "k3").tolist() == pytest.approx([(0.5 - 1) - math.log(0.5), (2 - 1) - math.log(2)])
+    assert (kl_per_token(logp, ref, "k3") >= 0).all()
+    with pytest.raises(ValueError, match="k2"):
+        kl_per_token(logp, ref, "k2")
+
+
+def test_token_rewards_put_the_score_on_the_last_token():
+    kl = torch.tensor([[0.2, 0.4, 0.6], [1.0, 1.0, 1.0]])
+    m = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    r = token_rewards(torch.tensor([3.0, -1.0]), kl, m, beta=0.5)
+    assert r.flatten().tolist() == pytest.approx([-0.1, -0.2 + 3.0, 0.0, -0.5, -0.5, -0.5 - 1.0])
+
+
+def test_clipped_policy_loss_by_hand():
+    old = torch.zeros(1, 3)
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1]]))    # ratios 1.5, 0.5, 1.1
+    adv = torch.tensor([[1.0, 1.0, -2.0]])
+    loss, stats = policy_loss(logp, old, adv, torch.ones(1, 3), cliprange=0.2)
+    # per token max(-A r, -A clip(r)): max(-1.5, -1.2) = -1.2; max(-0.5, -0.8) = -0.5; max(2.2, 2.2) = 2.2
+    assert loss.item() == pytest.approx((-1.2 - 0.5 + 2.2) / 3)
+    assert stats["clipfrac"].item() == pytest.approx(1 / 3)
+    assert stats["approxkl"].item() == pytest.approx(0.5 * sum(math.log(x) ** 2 for x in (1.5, 0.5, 1.1)) / 3)
+
+
+def test_clipped_value_loss_by_hand():
+    v, old, ret = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.1]]), torch.tensor([[3.0, 0.0]])
+    loss, stats = value_loss(v, old, ret, torch.ones(1, 2), cliprange_value=0.5)
+    # token 0: unclipped (2-3)^2 = 1, clipped (1.5-3)^2 = 2.25 -> 2.25 (clipped)
+    # token 1: V - V_old = -0.1 is inside the clip range, so both are (0-0)^2 = 0
+    assert loss.item() == pytest.approx(0.5 * (2.25 + 0.0) / 2)
+    assert stats["clipfrac"].item() == pytest.approx(0.5)
+
+
+def test_eos_truncation_and_missing_eos():
+    eos, pad = 0, 1
+    ids = torch.tensor([[5, 6, eos, pad], [5, 6, 7, 8], [eos, pad, pad, pad]])
+    mask, has_eos = response_mask(ids, eos)
+    assert mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert has_eos.tolist() == [True, False, True]
+
+
+def test_whiten_and_masked_mean():
+    x, m = torch.tensor([1.0, 2.0, 3.0, 100.0]), torch.tensor([1.0, 1.0, 1.0, 0.0])
+    assert masked_mean(x, m).item() == pytest.approx(2.0)
+    w = whiten(x, m)
+    assert masked_mean(w, m).item() == pytest.approx(0.0, abs=1e-6)
+    assert masked_mean(w ** 2, m).item() == pytest.approx(1.0, abs=1e-4)
+    assert w[3].item() == 0.0
+
+
+def test_adaptive_kl_moves_beta_toward_the_target():
+    ctl = AdaptiveKL(0.1, target=6.0, horizon=100)
+    assert ctl.update(12.0, 10) == pytest.approx(0.1 * (1 + 0.2 * 0.1))   # error clipped at 0.2
+    ctl = AdaptiveKL(0.1, target=6.0, horizon=100)
+    assert ctl.update(3.0, 10) == pytest.approx(0.1 * (1 - 0.2 * 0.1))
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="kl_estimator"):
+        PPOConfig(kl_estimator="k2")
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        PPOConfig(batch_size=10, mini_batch_size=4)
