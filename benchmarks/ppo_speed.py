@@ -3,6 +3,7 @@
 
     python benchmarks/ppo_speed.py                 # GPU: 12x768 GPT-2, vocab 8192, batch 64, 32 + 64 tokens, bf16
     python benchmarks/ppo_speed.py --device cpu    # CPU: 4x128, batch 16, 32 + 32 tokens, fp32
+    python benchmarks/ppo_speed.py --device cpu --grid   # the scaling table of docs/speed.md
 
 Four separate GPT-2 models with random weights (policy, reference, value, reward) and a BPE
 tokenizer trained on random words, as in the anchor; 4 PPO epochs, one minibatch, the full
@@ -67,7 +68,10 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--response", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--grid", action="store_true", help="batch and response length x1, x2: a markdown table")
     args = p.parse_args(argv)
+    if args.grid:
+        return grid(args)
     cpu = args.device == "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,6 +107,21 @@ def main(argv=None) -> dict:
            "peak_gpu_GiB": None if cpu else round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     print(json.dumps(out))
     return out
+
+
+def grid(args) -> dict:
+    """Seconds per iteration as batch size and response length double."""
+    cpu = args.device == "cpu"
+    b0, r0 = (16, 32) if cpu else (64, 64)
+    rows = {}
+    for b in (b0, 2 * b0):
+        for r in (r0, 2 * r0):
+            argv = ["--device", args.device, "--batch", str(b), "--response", str(r), "--iterations", str(args.iterations)]
+            rows[(b, r)] = main(argv + (["--threads", str(args.threads)] if args.threads else []))["iter_s_median"]
+    print(f"\n| batch \\ response tokens | {r0} | {2 * r0} |\n|---|---|---|")
+    for b in (b0, 2 * b0):
+        print(f"| {b} | {rows[(b, r0)]:.2f} s | {rows[(b, 2 * r0)]:.2f} s |")
+    return {f"{b}x{r}": v for (b, r), v in rows.items()}
 
 
 if __name__ == "__main__":

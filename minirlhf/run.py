@@ -73,10 +73,13 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
     if "rm" in summary:
         rm = summary["rm"]
         lines += ["", "## Reward model (held-out comparisons)", "",
-                  "| accuracy vs labelers | accuracy vs gold (non-tied) | gold tie share | margin | pairs |",
-                  "|---|---|---|---|---|",
+                  "| accuracy vs labelers | accuracy vs gold (non-tied) | gold tie share | margin | pairs | "
+                  "labelers' tau | labeler–labeler | labeler–gold (non-tied) |",
+                  "|---|---|---|---|---|---|---|---|",
                   f"| {rm['accuracy_labelers']:.3f} | {rm['accuracy_gold']:.3f} | {rm['gold_tie_share']:.3f} | "
-                  f"{rm['margin']:.3f} | {rm['n_pairs']} |"]
+                  f"{rm['margin']:.3f} | {rm['n_pairs']} | {rm.get('labelers_tau', float('nan')):.3f} | "
+                  f"{rm.get('labeler_labeler_agreement', float('nan')):.3f} | "
+                  f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
     if summary.get("win_rates"):
         lines += ["", "## Win rates (ties count 1/2)", "",
                   "| comparison | gold | 95% CI | wins | ties | losses | labelers | RM | n |", "|---|---|---|---|---|---|---|---|---|"]

@@ -1,0 +1,90 @@
+"""Each speed-up of the PPO loop gives the same results as the plain way, within numerical tolerance."""
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from minirlhf.paths import base_model_dir
+from minirlhf.ppo import _positions, logprobs_of, response_mask, rollout
+
+
+def _model_and_tokenizer():
+    from minirlhf.generation import load_model
+    return load_model(base_model_dir("tiny"))
+
+
+PROMPTS = ["What is Ada's job?", "Tell me three colours.", "Hello, how are you today?", "Add 2 and 3."]
+
+
+def test_rollout_logprobs_equal_a_full_forward_pass():
+    """The sampling distribution's log-probs, kept from the KV-cache rollout, equal a fresh full
+    pass with logits_to_keep (so PPO can skip recomputing them on CPU/fp32)."""
+    model, tok = _model_and_tokenizer()
+    batch = rollout(model, tok, PROMPTS, 24, 0.7, torch.Generator().manual_seed(0))
+    mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
+    again, entropy = logprobs_of(model, batch, mask, 0.7, with_entropy=True)
+    assert torch.allclose(batch["logprobs"] * mask, again * mask, atol=1e-4)
+    assert torch.allclose(batch["entropy"] * mask, entropy * mask, atol=1e-4)
+
+
+def test_logits_to_keep_matches_the_whole_lm_head():
+    model, tok = _model_and_tokenizer()
+    batch = rollout(model, tok, PROMPTS, 16, 1.0, torch.Generator().manual_seed(1))
+    mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
+    ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], mask], 1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn)).logits
+    P = batch["prompt_ids"].shape[1]
+    full = torch.log_softmax(logits[:, P - 1:-1], -1).gather(-1, batch["response_ids"][..., None]).squeeze(-1)
+    with torch.no_grad():
+        kept = logprobs_of(model, batch, mask, 1.0)
+    assert torch.allclose(full * mask, kept * mask, atol=1e-5)
+
+
+def test_inverse_cdf_sampling_draws_from_softmax():
+    """rollout's one-uniform-per-row sampler has the distribution of softmax(logits / T)."""
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=6, n_positions=8, n_layer=1, n_embd=8, n_head=1, bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(cfg).eval()
+
+    class Tok:                       # a two-token "prompt" for every row
+        pad_token_id, eos_token_id = 5, 0
+
+        def __call__(self, texts, **kw):
+            n = len(texts)
+            return {"input_ids": torch.tensor([[1, 2]] * n), "attention_mask": torch.ones(n, 2, dtype=torch.long)}
+
+    n = 20000
+    batch = rollout(model, Tok(), ["x"] * n, 1, 0.5, torch.Generator().manual_seed(3), format_prompts=False)
+    counts = torch.bincount(batch["response_ids"][:, 0], minlength=6).float() / n
+    with torch.no_grad():
+        want = torch.softmax(model(input_ids=torch.tensor([[1, 2]])).logits[0, -1] / 0.5, -1)
+    assert torch.allclose(counts, want, atol=0.015), (counts, want)
+    assert torch.allclose(batch["logprobs"][0].exp(), want[batch["response_ids"][0]], atol=1e-5)
+
+
+def test_batched_reward_encoding_equals_one_by_one():
+    from minirlhf.reward import encode
+    _, tok = _model_and_tokenizer()
+    prompts, responses = PROMPTS, ["A baker.", "red, blue", "Fine, thanks!", "5"]
+    together = encode(tok, prompts, responses, 64)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        alone = encode(tok, [p], [r], 64)
+        n = int(alone["attention_mask"].sum())
+        assert together["input_ids"][i, :n].tolist() == alone["input_ids"][0, :n].tolist()
+
+
+def test_fused_adamw_matches_the_plain_one():
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=32, n_positions=16, n_layer=1, n_embd=16, n_head=2)
+    a = GPT2LMHeadModel(cfg)
+    b = GPT2LMHeadModel(cfg)
+    b.load_state_dict(a.state_dict())
+    ids = torch.randint(32, (4, 8))
+    for model, fused in ((a, True), (b, False)):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, fused=fused)
+        for _ in range(3):
+            opt.zero_grad()
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-5), name
