@@ -683,7 +683,7 @@ def ppo() -> list:
             collapses, or if the RM score and gold move apart.
         """),
         code('''
-            config = PPOConfig(iterations=scaled(30, 3, 80, settings), batch_size=scaled(32, 16, 64, settings),
+            config = PPOConfig(iterations=scaled(20, 3, 80, settings), batch_size=scaled(32, 16, 64, settings),
                                mini_batch_size=scaled(32, 16, 64, settings), ppo_epochs=scaled(4, 2, 4, settings),
                                lr=1e-4, device=settings.device)
             dashboard = Dashboard(every=5)
@@ -702,7 +702,7 @@ def ppo() -> list:
             bootstrap 95% interval (ties count ½):
         """),
         code('''
-            prompts = eval_prompts(scaled(300, 60, None, settings))
+            prompts = eval_prompts(scaled(200, 60, None, settings))
             rows = compare(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts, ppo["reward"])
             table = pd.DataFrame({"SFT": rates(prompts, [r["sft"] for r in rows]),
                                   "PPO": rates(prompts, [r["policy"] for r in rows])}).T
@@ -727,7 +727,8 @@ def ppo() -> list:
         """),
         code('''
             from dataclasses import replace
-            hack = run_ppo("runs/nb04/sft", "runs/nb04/rm", None, replace(config, beta=0.0, lr=3e-4), progress=False)
+            hack = run_ppo("runs/nb04/sft", "runs/nb04/rm", None, progress=False,
+                           config=replace(config, beta=0.0, lr=3e-4, iterations=scaled(15, 3, 80, settings)))
             plots.reward_vs_kl({"beta = 0.05": ppo["history"], "beta = 0, lr 3e-4": hack["history"]});
         '''),
         md("""
