@@ -134,11 +134,11 @@ def load_json_dataset(path: str | os.PathLike):
     return datasets.load_dataset("json", data_files=str(path), split="train")
 
 
-def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, info_name: str, info: dict) -> Path:
-    """Save a Hugging Face model + tokenizer + ``info_name`` JSON so ``out_dir`` is never half-written.
+def write_dir_atomic(out_dir: str | os.PathLike, write) -> Path:
+    """Fill a folder with ``write(tmp_dir)`` so ``out_dir`` is never half-written.
 
     Everything goes to ``out_dir.tmp`` first; the old folder is moved aside only once the
-    new one is complete, then removed. Weights are safetensors.
+    new one is complete, then removed.
     """
     import shutil
 
@@ -146,11 +146,19 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, info_name: str
     tmp, old = Path(f"{out}.tmp"), Path(f"{out}.old")
     for p in (tmp, old):
         shutil.rmtree(p, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_json_atomic(tmp / info_name, json.loads(json.dumps(info, default=str)))
+    tmp.mkdir(parents=True)
+    write(tmp)
     if out.exists():
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike, info_name: str, info: dict) -> Path:
+    """Save a Hugging Face model + tokenizer + ``info_name`` JSON atomically (safetensors weights)."""
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / info_name, json.loads(json.dumps(info, default=str)))
+    return write_dir_atomic(out_dir, write)

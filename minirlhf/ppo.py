@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -349,23 +348,17 @@ def _set_dropout_off(*models):
 def _save_state(ckpt_dir: Path, policy, value_model, tokenizer, optimizer, generator, iteration: int,
                 beta: float, history: list[dict], config: PPOConfig) -> None:
     """Policy, value model, optimizer and RNG state in one folder, swapped in atomically."""
-    ckpt_dir = Path(ckpt_dir)
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    policy.save_pretrained(tmp / "policy")
-    tokenizer.save_pretrained(tmp / "policy")
-    value_model.save_pretrained(tmp / "value")
-    torch.save({"optimizer": optimizer.state_dict(), "generator": [g.get_state() for g in generator],
-                "iteration": iteration, "beta": beta}, tmp / "state.pt")
-    (tmp / "history.json").write_text(json.dumps(history))
-    (tmp / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if ckpt_dir.exists():
-        ckpt_dir.rename(old)
-    tmp.rename(ckpt_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    from .io import write_dir_atomic
+
+    def write(tmp: Path) -> None:
+        policy.save_pretrained(tmp / "policy")
+        tokenizer.save_pretrained(tmp / "policy")
+        value_model.save_pretrained(tmp / "value")
+        torch.save({"optimizer": optimizer.state_dict(), "generator": [g.get_state() for g in generator],
+                    "iteration": iteration, "beta": beta}, tmp / "state.pt")
+        (tmp / "history.json").write_text(json.dumps(history))
+        (tmp / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    write_dir_atomic(ckpt_dir, write)
 
 
 def _load_state(ckpt_dir: Path, policy, value_model, optimizer, generator) -> tuple[int, float, list[dict]]:
