@@ -37,6 +37,13 @@ def win_rate(scores_a: list[float], scores_b: list[float], seed: int = 0, n_boot
             "losses": round(o.count(0.0) / n, 4)}
 
 
+def document_batch(tokenizer, docs: list[str], device, max_length: int = 128) -> tuple:
+    """Corpus documents + eos, right-padded, and their next-token labels (-100 on padding)."""
+    enc = tokenizer([d + tokenizer.eos_token for d in docs], return_tensors="pt", padding=True,
+                    add_special_tokens=False, padding_side="right", truncation=True, max_length=max_length).to(device)
+    return enc, enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+
+
 def corpus_loss(model, tokenizer, docs: list[str], batch_size: int = 32, max_length: int = 128) -> float:
     """Mean next-token loss on held-out corpus documents: the alignment tax shows as a rise."""
     import torch
@@ -44,10 +51,7 @@ def corpus_loss(model, tokenizer, docs: list[str], batch_size: int = 32, max_len
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(docs), batch_size):
-            enc = tokenizer([d + tokenizer.eos_token for d in docs[i:i + batch_size]], return_tensors="pt",
-                            padding=True, add_special_tokens=False, padding_side="right", truncation=True,
-                            max_length=max_length).to(model.device)
-            labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+            enc, labels = document_batch(tokenizer, docs[i:i + batch_size], model.device, max_length)
             logits = model(**enc).logits[:, :-1].float()
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                                      ignore_index=-100, reduction="sum")

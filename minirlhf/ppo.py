@@ -375,9 +375,8 @@ def _load_state(ckpt_dir: Path, policy, value_model, optimizer, generator) -> tu
 
 def _ptx_loss(policy, tokenizer, docs: list[str], device) -> torch.Tensor:
     """Mean next-token loss of the policy on corpus documents (PPO-ptx's pretraining term)."""
-    enc = tokenizer([d + tokenizer.eos_token for d in docs], return_tensors="pt", padding=True,
-                    add_special_tokens=False, padding_side="right", truncation=True, max_length=128).to(device)
-    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    from .evaluate import document_batch
+    enc, labels = document_batch(tokenizer, docs, device)
     return policy(**enc, labels=labels).loss
 
 
