@@ -168,12 +168,6 @@ def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
     return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
 
 
-def make_rankings(policy, tokenizer, prompts: list[str], labeler, config: RMConfig,
-                  seed: int = 0) -> list[dict]:
-    """K samples from the policy per prompt, ranked by a (simulated) labeler."""
-    return rank_comparisons(sample_comparisons(policy, tokenizer, prompts, config, seed), labeler)
-
-
 def utility_pairs(rows: list[dict]) -> list[tuple[float, float]]:
     """The gold utilities of every pair of responses to the same prompt."""
     return [(row["utilities"][a], row["utilities"][b]) for row in rows
