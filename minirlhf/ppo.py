@@ -12,6 +12,7 @@ in ``docs/ppo.md``. The losses below are small pure functions; ``train_ppo`` is 
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -188,9 +189,15 @@ class AdaptiveKL:
 
 # ---------------------------------------------------------------------------- model passes
 
+@functools.lru_cache(maxsize=None)
+def _forward_args(model_class) -> frozenset:
+    """The argument names of a model class's forward (looked up once per class, not per pass)."""
+    return frozenset(inspect.signature(model_class.forward).parameters)
+
+
 def _cache_name(model) -> str:
     """The KV-cache argument's name: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if "cache" in _forward_args(type(model)) else "past_key_values"
 
 
 def _cache_of(out):
@@ -200,7 +207,7 @@ def _cache_of(out):
 
 def _keep(model, n: int) -> dict:
     """Ask for the LM head on the last n positions only, where the model supports it."""
-    return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    return {"logits_to_keep": n} if "logits_to_keep" in _forward_args(type(model)) else {}
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -560,9 +567,8 @@ def sequence_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: 
     for i in range(0, len(prompts), batch_size):
         batch = rollout(policy, tokenizer, prompts[i:i + batch_size], max_new_tokens, temperature, generator)
         mask, _ = response_mask(batch["response_ids"], tokenizer.eos_token_id)
-        logp = logprobs_of(policy, batch, mask, temperature)
-        ref = logprobs_of(ref_policy, batch, mask, temperature)
-        total += ((logp - ref) * mask).sum().item()
+        ref = logprobs_of(ref_policy, batch, mask, temperature)   # the policy's come with the rollout (fp32)
+        total += ((batch["logprobs"] - ref) * mask).sum().item()
     return total / max(len(prompts), 1)
 
 
