@@ -1,4 +1,4 @@
-"""The ``minirlhf`` command: world, pretrain, judge, run (see CONTRACT.md)."""
+"""The ``minirlhf`` command: world, pretrain, judge, run, ladder (see CONTRACT.md)."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,13 @@ def _run(args) -> None:
     run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed)
 
 
+def _ladder(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    from .ladder import cli
+    cli(args=args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minirlhf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)
+
+    from .ladder import add_arguments
+    p = sub.add_parser("ladder", help="the paper in miniature: the pipeline at several sizes (a GPU job), or --analyse")
+    add_arguments(p)
+    p.set_defaults(func=_ladder)
     return parser
 
 

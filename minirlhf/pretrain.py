@@ -33,17 +33,18 @@ class ModelSize:
     steps: int  # optimizer steps: the copy-the-entity skill needs many steps, not many tokens
     batch_size: int  # blocks per step; small batches buy more steps for the same compute
     lr: float  # peak AdamW lr; smaller models tolerate larger lrs (GPT-3, Table 2.1)
+    dropout: float = 0.0  # GPT-2's 0.1 for the rungs that see the 0.4M-token corpus dozens of times
 
 
 SIZES: dict[str, ModelSize] = {
     # 1.09M params, 4.4 MB: shipped in the repo. 0.18 s/step on 2 CPU cores -> ~6.5 min.
     "tiny": ModelSize(n_layer=4, n_embd=128, n_head=4, steps=2000, batch_size=16, lr=2e-3),
     # 5.3M params, 21 MB: 0.76 s/step on 2 CPU cores -> ~40 min; minutes on a GPU.
-    "small": ModelSize(n_layer=6, n_embd=256, n_head=4, steps=3000, batch_size=16, lr=1e-3),
+    "small": ModelSize(n_layer=6, n_embd=256, n_head=4, steps=3000, batch_size=16, lr=1e-3, dropout=0.1),
     # 15M params, 60 MB: a GPU size (~5 s/step on 2 CPU cores).
-    "medium": ModelSize(n_layer=8, n_embd=384, n_head=6, steps=5000, batch_size=32, lr=6e-4),
+    "medium": ModelSize(n_layer=8, n_embd=384, n_head=6, steps=5000, batch_size=32, lr=6e-4, dropout=0.1),
     # 39M params (36x tiny), 156 MB: a GPU size, to see what scale buys.
-    "large": ModelSize(n_layer=12, n_embd=512, n_head=8, steps=6000, batch_size=32, lr=4e-4),
+    "large": ModelSize(n_layer=12, n_embd=512, n_head=8, steps=6000, batch_size=32, lr=4e-4, dropout=0.1),
 }
 
 
@@ -63,6 +64,9 @@ class PretrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (GPT-3)
     grad_clip: float = 1.0  # global grad-norm clip (GPT-3)
     eval_every: int = 500  # steps between held-out evaluations: 4 points on tiny's curve
+    patience: int | None = 2  # stop after this many evaluations without a new best val loss (None: never);
+    #                           the saved model is always the best one seen (early stopping, as the corpus
+    #                           is only ~0.4M tokens and the larger rungs would otherwise memorise it)
     seed: int = 0  # seeds init and batch sampling: same seed, same model on CPU
     device: str = "cpu"  # "cuda" works for the larger sizes
 
@@ -129,16 +133,16 @@ def _lr_lambda(warmup: int, steps: int, min_ratio: float):
 
 
 def build_model(size: ModelSize, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
-    """A freshly initialized GPT-2 of the given shape; no dropout, as in GPT-3-style pretraining."""
+    """A freshly initialized GPT-2 of the given shape, with the size's dropout (0 on tiny)."""
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=CONTEXT,
         n_embd=size.n_embd,
         n_layer=size.n_layer,
         n_head=size.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        resid_pdrop=size.dropout,
+        embd_pdrop=size.dropout,
+        attn_pdrop=size.dropout,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -177,6 +181,8 @@ def pretrain(
     train_blocks = pack(texts, tokenizer, cfg.block_size)  # (N, block_size)
     val_blocks = pack(_read_texts(val_path), tokenizer, cfg.block_size)  # (N_val, block_size)
 
+    if torch.device(cfg.device).type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: the fp32 loss curve, several times faster
     torch.manual_seed(cfg.seed)  # model init uses the global RNG
     model = build_model(ms, tokenizer).to(cfg.device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -189,7 +195,7 @@ def pretrain(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup, ms.steps), ms.steps, cfg.min_lr_ratio))
     gen = torch.Generator().manual_seed(cfg.seed)  # picks the blocks of each batch
 
-    history, window = [], []
+    history, window, best = [], [], (math.inf, 0, None)  # best: (val loss, step, weights on the CPU)
     start = time.time()
     bar = tqdm(range(1, ms.steps + 1), desc=f"pretrain {name}", disable=not progress)
     for step in bar:
@@ -207,9 +213,15 @@ def pretrain(
             history.append({"stage": "pretrain", "step": step, "loss": sum(window) / len(window), "val_loss": val_loss})
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val=f"{val_loss:.3f}")
             window = []
+            if val_loss < best[0]:
+                best = (val_loss, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            elif cfg.patience is not None and step - best[1] >= cfg.patience * cfg.eval_every:
+                break  # early stopping: the val loss has not improved for `patience` evaluations
     seconds = time.time() - start
+    if best[2] is not None and best[1] != step:
+        model.load_state_dict(best[2])  # keep the best model seen, not the last
 
-    tokens_seen = ms.steps * ms.batch_size * cfg.block_size
+    tokens_seen = step * ms.batch_size * cfg.block_size
     info = {
         "size": name,
         "n_layer": ms.n_layer,
@@ -218,12 +230,14 @@ def pretrain(
         "vocab_size": len(tokenizer),
         "params": count_params(model),
         "tokens_seen": tokens_seen,
-        "steps": ms.steps,
+        "steps": step,  # steps run (fewer than the size's if early stopping stopped it)
+        "best_step": best[1],  # the saved weights' step: the lowest val loss seen
+        "dropout": ms.dropout,
         "batch_size": ms.batch_size,
         "block_size": cfg.block_size,
         "lr": ms.lr,
-        "val_loss": history[-1]["val_loss"],
-        "train_loss": history[-1]["loss"],
+        "val_loss": best[0],  # of the saved (best) weights
+        "train_loss": next(h["loss"] for h in history if h["step"] == best[1]),
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens_seen / seconds),  # evaluations included
         "device": cfg.device,

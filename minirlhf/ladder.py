@@ -1,0 +1,324 @@
+"""The paper in miniature: the whole pipeline at every size of the ladder.
+
+InstructGPT's Figure 1 puts GPT-3, SFT, PPO and PPO-ptx at 1.3B, 6B and 175B parameters
+side by side, each as its win rate against the 175B SFT model; its headline is that the
+1.3B PPO-ptx model is preferred over the 175B GPT-3. Here a *rung* is one size and seed:
+base -> SFT -> RM -> PPO and PPO-ptx (``minirlhf run`` plus a PPO-ptx run), every model
+sampled on the same held-out prompts. ``analyse`` then judges every model against the
+largest SFT model, from the saved texts alone, so the numbers can be recomputed anywhere.
+
+    minirlhf ladder --sizes tiny,small,medium,large --seeds 0 --jobs 4 --out runs/ladder   # on a GPU
+    minirlhf ladder --analyse data/results/ladder_gpu.json                                  # anywhere
+
+Sizes other than tiny are pretrained first (once per size, seed 0), in parallel; rungs run
+as separate processes (``--jobs`` at a time), each writing ``rung.json`` as it finishes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import io
+
+MODELS = ("base", "sft", "ppo", "ppo_ptx")   # the paper's GPT, SFT, PPO, PPO-ptx
+PTX_COEF = 1.0  # PPO-ptx weight; notebook 04 uses the same (the paper's 27.8 is for its token counts)
+
+
+# ---------------------------------------------------------------------------- one rung
+
+def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, base: str | Path | None = None,
+             fast: bool | None = None) -> dict:
+    """base -> SFT -> RM -> PPO (``minirlhf run``), then PPO-ptx, then every model's samples and
+    held-out corpus loss. Returns the rung's record, also written to ``out/rung.json``."""
+    from .evaluate import corpus_loss
+    from .generation import count_params, generate, load_model
+    from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, eval_prompts, rates
+    from .paths import base_model_dir, world_dir
+    from .ppo import run_ppo
+    from .run import _stage_configs, run
+    from .settings import get_settings
+
+    out, t0 = Path(out), time.perf_counter()
+    base = Path(base) if base else base_model_dir(size)
+    settings = get_settings(fast=fast, device=device, seed=seed)
+    if settings.device.startswith("cuda"):
+        import torch
+        torch.set_float32_matmul_precision("high")  # TF32 for the fp32 stages (PPO uses bf16 autocast)
+    summary = run(out, fast=settings.fast, model=str(base), device=settings.device, seed=seed)
+    t = time.perf_counter()
+    ptx_config = replace(_stage_configs(settings)[2], ptx_coef=PTX_COEF)
+    run_ppo(out / "sft", out / "rm", out / "ppo_ptx", ptx_config, progress=False)
+    seconds_ptx = time.perf_counter() - t
+
+    prompts = eval_prompts(100 if settings.fast else None)
+    rows = io.read_jsonl(out / "samples.jsonl")
+    responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}
+    paths = {"base": base, "sft": out / "sft", "ppo": out / "ppo" / "policy", "ppo_ptx": out / "ppo_ptx" / "policy"}
+    docs = [r["text"] for r in io.read_jsonl(world_dir() / "corpus_val.jsonl", required=("text",))]
+    docs = docs[:100] if settings.fast else docs
+    losses = {}
+    for name, path in paths.items():
+        model, tokenizer = load_model(path, settings.device)
+        if name == "ppo_ptx":
+            responses[name] = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
+                                       temperature=EVAL_TEMPERATURE, seed=seed)
+        losses[name] = round(corpus_loss(model, tokenizer, docs), 4)
+        params = count_params(model)
+    info_path = base / "pretrain_info.json"
+    pre = json.loads(info_path.read_text()) if info_path.exists() else {}
+    record = {
+        "size": size, "seed": seed, "params": params, "device": settings.device, "fast": settings.fast,
+        "pretrain": {k: pre.get(k) for k in ("val_loss", "seconds", "device", "steps", "best_step", "tokens_seen")},
+        "rm": summary.get("rm", {}), "win_rates": summary.get("win_rates", {}),
+        "rates": {**{n: summary[n] for n in ("base", "sft", "ppo")}, "ppo_ptx": rates(prompts, responses["ppo_ptx"])},
+        "kl": summary["ppo"].get("kl"), "corpus_loss": losses,
+        "timings_s": {**summary["timings_s"], "ppo_ptx": round(seconds_ptx, 2),
+                      "rung_total": round(time.perf_counter() - t0, 2)},
+        "prompts": prompts, "responses": responses,
+    }
+    io.write_json_atomic(out / "rung.json", record, indent=None)
+    return record
+
+
+# ---------------------------------------------------------------------------- the analysis
+
+def _utilities(record: dict) -> dict[str, list[float]]:
+    from .world.gold import utility
+    return {name: [utility(p, r) for p, r in zip(record["prompts"], rs)] for name, rs in record["responses"].items()}
+
+
+def _pooled(rungs: list[dict], a: tuple[str, str], b: tuple[str, str], u: dict, tau: float) -> dict:
+    """Win rate of model a=(size, name) over b, pooled over the seeds both have (paired by prompt)."""
+    from .evaluate import win_rate
+    from .world.labelers import Labeler
+    seeds = sorted({r["seed"] for r in rungs if r["size"] == a[0]} & {r["seed"] for r in rungs if r["size"] == b[0]})
+    ua, ub, lab = [], [], []
+    for seed in seeds:
+        xa, xb = u[(a[0], seed)][a[1]], u[(b[0], seed)][b[1]]
+        labeler = Labeler(tau, seed=20_000 + seed)   # a fresh draw of the simulated labelers
+        ua, ub = ua + xa, ub + xb
+        lab += [1.0 - labeler.compare(x, y) for x, y in zip(xa, xb)]
+    w = win_rate(ua, ub, seed=0)
+    w["labelers"] = round(sum(lab) / len(lab), 4)
+    w["seeds"] = seeds
+    return w
+
+
+def analyse(rungs: list[dict], tau: float | None = None) -> dict:
+    """Figure 1 in miniature, the headline and the before/after table, from the rungs' texts.
+
+    * ``figure1[model][size]``: gold win rate (ties 1/2, bootstrap 95% CI, pooled over seeds)
+      of each model against the SFT model of the largest size, same prompts and seed;
+    * ``headline``: the smallest size's PPO and PPO-ptx against the largest base and SFT
+      models, with the fairness check that the largest SFT beats the smallest SFT on gold;
+    * ``table[size][model]``: helpful / false-fact / harmful rates and held-out corpus loss;
+    * ``sizes``: parameters, base model val loss, RM gold accuracy and PPO-vs-own-SFT per size.
+    """
+    from .paths import world_dir
+    if not rungs:
+        raise ValueError("no rungs to analyse")
+    tau = tau if tau is not None else json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
+    params = {r["size"]: r["params"] for r in rungs}
+    sizes = sorted(params, key=params.get)
+    small, large = sizes[0], sizes[-1]
+    u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
+    figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes} for m in MODELS}
+    headline = {f"{small}_{m}_vs_{large}_{n}": _pooled(rungs, (small, m), (large, n), u, tau)
+                for m in ("ppo", "ppo_ptx") for n in ("base", "sft")}
+    headline[f"{large}_sft_vs_{small}_sft"] = _pooled(rungs, (large, "sft"), (small, "sft"), u, tau)
+    by_size = {s: [r for r in rungs if r["size"] == s] for s in sizes}
+    mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
+    table = {s: {m: {k: mean([r["rates"][m][k] for r in rs]) for k in
+                     ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
+                 | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs])} for m in MODELS}
+             for s, rs in by_size.items()}
+    per_size = {s: {"params": params[s], "seeds": [r["seed"] for r in rs],
+                    "base_val_loss": mean([r["pretrain"]["val_loss"] for r in rs if r["pretrain"].get("val_loss")]),
+                    "rm_accuracy_gold": mean([r["rm"]["accuracy_gold"] for r in rs if r["rm"]]),
+                    "ppo_vs_own_sft": _pooled(rungs, (s, "ppo"), (s, "sft"), u, tau),
+                    "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau),
+                    "rung_seconds": mean([r["timings_s"]["rung_total"] for r in rs])}
+                for s, rs in by_size.items()}
+    return {"baseline": f"{large} sft", "sizes": per_size, "figure1": figure1, "headline": headline, "table": table}
+
+
+def headline_lines(result: dict) -> list[str]:
+    """The headline comparisons as sentences, each with its CI and whether it holds."""
+    lines = []
+    for name, w in result["headline"].items():
+        verdict = "holds" if w["ci95"][0] > 0.5 else "does not hold" if w["ci95"][1] < 0.5 else "is within noise"
+        lines.append(f"{name.replace('_vs_', ' vs ').replace('_', ' ')}: gold win rate {w['gold']:.3f} "
+                     f"[{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] over {w['n']} prompts x seeds "
+                     f"(labelers {w['labelers']:.3f}): {verdict}")
+    return lines
+
+
+# ---------------------------------------------------------------------------- running the ladder
+
+def _python_env(threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), MPLBACKEND="Agg",
+               TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+    return env
+
+
+def _launch(cmd: list[str], log: Path, env: dict, deadline: float) -> bool:
+    """Run one child process, its output to ``log``; False if it failed or ran past the deadline."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        try:
+            return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
+                                  timeout=max(1.0, deadline - time.time())).returncode == 0
+        except subprocess.TimeoutExpired:
+            f.write("\nstopped: past the ladder's deadline\n")
+            return False
+
+
+def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None = None, jobs: int = 4,
+               deadline_s: float | None = None, fast: bool = False) -> dict:
+    """Pretrain the sizes that are not shipped, run every (size, seed) rung, gather and analyse.
+
+    ``rungs`` maps a size to its seeds, e.g. ``{"tiny": [0, 1, 2], "large": [0]}``. Writes
+    ``out/ladder.json`` (the rungs, the analysis and how they were made) and returns it.
+    """
+    from .paths import base_model_dir
+    from .pretrain import SIZES
+    from .settings import get_settings
+    unknown = sorted(set(rungs) - set(SIZES))
+    if unknown:
+        raise ValueError(f"unknown size(s) {unknown}: the ladder has {list(SIZES)}")
+    out, t0 = Path(out), time.time()
+    deadline = t0 + (deadline_s or 10 ** 9)
+    device = get_settings(device=device).device
+    threads = max(1, (os.cpu_count() or 2) // max(1, jobs))
+    env, slots, done = _python_env(threads), threading.Semaphore(jobs), {}
+
+    def size_chain(size: str, seeds: list[int]) -> None:
+        base = base_model_dir(size)
+        if not (base / "config.json").exists():
+            base = out / f"base-{size}"
+            cmd = [sys.executable, "-m", "minirlhf.cli", "pretrain", "--size", size, "--out", str(base),
+                   "--device", device] + (["--steps", "60"] if fast else [])
+            with slots:
+                if not _launch(cmd, out / f"base-{size}.log", env, deadline):
+                    return
+
+        def one(seed: int) -> None:
+            cmd = [sys.executable, "-m", "minirlhf.ladder", "rung", "--size", size, "--seed", str(seed),
+                   "--base", str(base), "--out", str(out / f"{size}-s{seed}"), "--device", device]
+            with slots:
+                done[(size, seed)] = _launch(cmd + (["--fast"] if fast else []), out / f"{size}-s{seed}.log", env,
+                                             deadline)
+        workers = [threading.Thread(target=one, args=(s,)) for s in seeds]
+        [w.start() for w in workers]
+        [w.join() for w in workers]
+
+    chains = [threading.Thread(target=size_chain, args=item) for item in rungs.items()]
+    [c.start() for c in chains]
+    [c.join() for c in chains]
+    return gather(out, rungs, device=device, seconds=time.time() - t0, jobs=jobs)
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
+    """Collect ``out/*/rung.json``, analyse and write ``out/ladder.json``; missing rungs are listed."""
+    import torch
+    import transformers
+    out = Path(out)
+    records, missing = [], []
+    for size, seeds in rungs.items():
+        for seed in seeds:
+            path = out / f"{size}-s{seed}" / "rung.json"
+            (records.append(json.loads(path.read_text())) if path.exists() else missing.append(f"{size}-s{seed}"))
+    pretrain = {}
+    for size in rungs:
+        info = out / f"base-{size}" / "pretrain_info.json"
+        if info.exists():
+            pretrain[size] = {k: v for k, v in json.loads(info.read_text()).items() if k != "config"}
+    result = {
+        "made_by": {"command": "minirlhf ladder " + " ".join(f"{s}:{','.join(map(str, v))}" for s, v in rungs.items()),
+                    "commit": _commit(), "torch": torch.__version__, "transformers": transformers.__version__,
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                    "date": time.strftime("%Y-%m-%d"), **meta},
+        "missing": missing, "pretrain": pretrain,
+        "analysis": analyse(records) if records else None, "rungs": records,
+    }
+    io.write_json_atomic(out / "ladder.json", result, indent=None)
+    return result
+
+
+def _parse_rungs(sizes: str, seeds: str, rungs: list[str] | None) -> dict[str, list[int]]:
+    if rungs:
+        spec = {}
+        for item in rungs:
+            size, _, s = item.partition(":")
+            spec[size] = [int(x) for x in (s or "0").split(",")]
+        return spec
+    return {size: [int(x) for x in seeds.split(",")] for size in sizes.split(",")}
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    p = argparse.ArgumentParser(prog="minirlhf ladder", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what")
+    r = sub.add_parser("rung", help="one size and seed (what the ladder runs in each child process)")
+    r.add_argument("--size", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--base", default=None)
+    r.add_argument("--out", required=True)
+    r.add_argument("--device", default=None)
+    r.add_argument("--fast", action="store_true")
+    args, rest = p.parse_known_args(argv)
+    if args.what == "rung":
+        run_rung(args.size, args.seed, args.out, args.device, args.base, fast=args.fast or None)
+        return None
+    return cli(rest)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", default="tiny,small,large", help="comma-separated sizes of the ladder")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, for every size")
+    p.add_argument("--rungs", nargs="*", default=None, help="SIZE:SEEDS items instead, e.g. tiny:0,1,2 large:0")
+    p.add_argument("--out", default="runs/ladder")
+    p.add_argument("--device", default=None)
+    p.add_argument("--jobs", type=int, default=4, help="rungs run at the same time (a GPU has room for several)")
+    p.add_argument("--deadline", type=float, default=None, help="seconds; rungs still running are stopped")
+    p.add_argument("--fast", action="store_true", help="shrink every stage (a smoke test)")
+    p.add_argument("--analyse", default=None, metavar="LADDER_JSON", help="only analyse a saved ladder.json")
+
+
+def cli(argv: list[str] | None = None, args=None) -> dict:
+    if args is None:
+        p = argparse.ArgumentParser(prog="minirlhf ladder")
+        add_arguments(p)
+        args = p.parse_args(argv)
+    if args.analyse:
+        saved = io.read_json(args.analyse)
+        result = {**saved, "analysis": analyse(saved["rungs"])}
+    else:
+        result = run_ladder(_parse_rungs(args.sizes, args.seeds, args.rungs), args.out, args.device, args.jobs,
+                            args.deadline, args.fast)
+        print(f"ladder: {Path(args.out) / 'ladder.json'}")
+    if result["analysis"]:
+        print("\n".join(headline_lines(result["analysis"])))
+    if result.get("missing"):
+        print(f"missing rungs (failed or past the deadline; see their .log): {result['missing']}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
