@@ -52,37 +52,40 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
         import torch
         torch.set_float32_matmul_precision("high")  # TF32 for the fp32 stages (PPO uses bf16 autocast)
     summary = run(out, fast=settings.fast, model=str(base), device=settings.device, seed=seed)
+    prompts = eval_prompts(100 if settings.fast else None)
+    rows = io.read_jsonl(out / "samples.jsonl")
+    responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}
+    info_path = base / "pretrain_info.json"
+    pre = json.loads(info_path.read_text()) if info_path.exists() else {}
+    record = {
+        "size": size, "seed": seed, "device": settings.device, "fast": settings.fast,
+        "pretrain": {k: pre.get(k) for k in ("val_loss", "seconds", "device", "steps", "best_step", "tokens_seen")},
+        "rm": summary.get("rm", {}), "win_rates": summary.get("win_rates", {}),
+        "rates": {n: summary[n] for n in ("base", "sft", "ppo")}, "kl": summary["ppo"].get("kl"), "corpus_loss": {},
+        "timings_s": {**summary["timings_s"], "rung_total": round(time.perf_counter() - t0, 2)},
+        "prompts": prompts, "responses": responses,
+    }
+    paths = {"base": base, "sft": out / "sft", "ppo": out / "ppo" / "policy", "ppo_ptx": out / "ppo_ptx" / "policy"}
+    docs = [r["text"] for r in io.read_jsonl(world_dir() / "corpus_val.jsonl", required=("text",))]
+    docs = docs[:100] if settings.fast else docs
+
+    def tax(name: str):   # held-out corpus loss (the alignment tax); returns the loaded model
+        model, tokenizer = load_model(paths[name], settings.device)
+        record["corpus_loss"][name] = round(corpus_loss(model, tokenizer, docs), 4)
+        return model, tokenizer
+
+    for name in ("base", "sft", "ppo"):
+        record["params"] = count_params(tax(name)[0])
+    io.write_json_atomic(out / "rung.json", record, indent=None)   # saved as we go: PPO-ptx may not finish
     t = time.perf_counter()
     ptx_config = replace(_stage_configs(settings)[2], ptx_coef=PTX_COEF)
     run_ppo(out / "sft", out / "rm", out / "ppo_ptx", ptx_config, progress=False)
     seconds_ptx = time.perf_counter() - t
-
-    prompts = eval_prompts(100 if settings.fast else None)
-    rows = io.read_jsonl(out / "samples.jsonl")
-    responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}
-    paths = {"base": base, "sft": out / "sft", "ppo": out / "ppo" / "policy", "ppo_ptx": out / "ppo_ptx" / "policy"}
-    docs = [r["text"] for r in io.read_jsonl(world_dir() / "corpus_val.jsonl", required=("text",))]
-    docs = docs[:100] if settings.fast else docs
-    losses = {}
-    for name, path in paths.items():
-        model, tokenizer = load_model(path, settings.device)
-        if name == "ppo_ptx":
-            responses[name] = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
-                                       temperature=EVAL_TEMPERATURE, seed=seed)
-        losses[name] = round(corpus_loss(model, tokenizer, docs), 4)
-        params = count_params(model)
-    info_path = base / "pretrain_info.json"
-    pre = json.loads(info_path.read_text()) if info_path.exists() else {}
-    record = {
-        "size": size, "seed": seed, "params": params, "device": settings.device, "fast": settings.fast,
-        "pretrain": {k: pre.get(k) for k in ("val_loss", "seconds", "device", "steps", "best_step", "tokens_seen")},
-        "rm": summary.get("rm", {}), "win_rates": summary.get("win_rates", {}),
-        "rates": {**{n: summary[n] for n in ("base", "sft", "ppo")}, "ppo_ptx": rates(prompts, responses["ppo_ptx"])},
-        "kl": summary["ppo"].get("kl"), "corpus_loss": losses,
-        "timings_s": {**summary["timings_s"], "ppo_ptx": round(seconds_ptx, 2),
-                      "rung_total": round(time.perf_counter() - t0, 2)},
-        "prompts": prompts, "responses": responses,
-    }
+    model, tokenizer = tax("ppo_ptx")
+    responses["ppo_ptx"] = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
+                                    temperature=EVAL_TEMPERATURE, seed=seed)
+    record["rates"]["ppo_ptx"] = rates(prompts, responses["ppo_ptx"])
+    record["timings_s"].update(ppo_ptx=round(seconds_ptx, 2), rung_total=round(time.perf_counter() - t0, 2))
     io.write_json_atomic(out / "rung.json", record, indent=None)
     return record
 
@@ -128,25 +131,27 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     params = {r["size"]: r["params"] for r in rungs}
     sizes = sorted(params, key=params.get)
     small, large = sizes[0], sizes[-1]
+    models = [m for m in MODELS if all(m in r["responses"] for r in rungs)]   # PPO-ptx may be missing
     u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
-    figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes} for m in MODELS}
+    figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes} for m in models}
     headline = {f"{small}_{m}_vs_{large}_{n}": _pooled(rungs, (small, m), (large, n), u, tau)
-                for m in ("ppo", "ppo_ptx") for n in ("base", "sft")}
+                for m in ("ppo", "ppo_ptx") if m in models for n in ("base", "sft")}
     headline[f"{large}_sft_vs_{small}_sft"] = _pooled(rungs, (large, "sft"), (small, "sft"), u, tau)
     by_size = {s: [r for r in rungs if r["size"] == s] for s in sizes}
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     table = {s: {m: {k: mean([r["rates"][m][k] for r in rs]) for k in
                      ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
-                 | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs])} for m in MODELS}
+                 | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs if m in r["corpus_loss"]])} for m in models}
              for s, rs in by_size.items()}
     per_size = {s: {"params": params[s], "seeds": [r["seed"] for r in rs],
                     "base_val_loss": mean([r["pretrain"]["val_loss"] for r in rs if r["pretrain"].get("val_loss")]),
                     "rm_accuracy_gold": mean([r["rm"]["accuracy_gold"] for r in rs if r["rm"]]),
                     "ppo_vs_own_sft": _pooled(rungs, (s, "ppo"), (s, "sft"), u, tau),
-                    "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau),
+                    "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau) if "ppo_ptx" in models
+                    else None,
                     "rung_seconds": mean([r["timings_s"]["rung_total"] for r in rs])}
                 for s, rs in by_size.items()}
-    return {"baseline": f"{large} sft", "sizes": per_size, "figure1": figure1, "headline": headline, "table": table}
+    return {"baseline": f"{large} sft", "models": models, "sizes": per_size, "figure1": figure1, "headline": headline, "table": table}
 
 
 def headline_lines(result: dict) -> list[str]:
@@ -228,6 +233,9 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
 
 
 def _commit() -> str | None:
+    """The git commit of this code (MINIRLHF_COMMIT where the code travelled without its .git)."""
+    if os.environ.get("MINIRLHF_COMMIT"):
+        return os.environ["MINIRLHF_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
                               cwd=Path(__file__).parent).stdout.strip() or None

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One GPU session, in one command: minirlhf's PPO benchmark and TRL's anchor on the same GPU,
+# one after the other, then the size ladder (`minirlhf ladder`). Results land in $OUT:
+#   env.txt, bench_minirlhf.json, bench_trl.json, ladder.json, logs.txt
+#
+#   OUT=/tmp/gpu WHEELS=.whl ANCHOR=../shared/bench/trl_ppo_anchor.py bash benchmarks/gpu_session.sh
+#
+# WHEELS: a folder of wheels for TRL's anchor (trl, datasets, dill, multiprocess), installed into
+# /tmp/site when the machine lacks them. BUDGET: seconds for the whole script (default 560);
+# the ladder gets what the benchmarks leave and writes what finished by then.
+set -u
+OUT=${OUT:-/tmp/gpu_session}; BUDGET=${BUDGET:-560}; RUNGS=${RUNGS:-"tiny:0,1,2 small:0 large:0,1,2"}
+mkdir -p "$OUT"; START=$(date +%s); ROOT=$(cd "$(dirname "$0")/.." && pwd)
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/logs.txt"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/env.txt" 2>&1
+echo "commit ${MINIRLHF_COMMIT:-?}" >> "$OUT/env.txt"
+python3 -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)" >> "$OUT/env.txt"
+# WHEELS/new: datasets 5 (needs pyarrow >= 24); WHEELS/old: datasets 4.7 (pyarrow >= 21), tried second
+for set in new old; do
+  [ -n "${WHEELS:-}" ] && [ -d "$WHEELS/$set" ] || continue
+  python3 -c "import trl, datasets" 2>/dev/null && break
+  rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    "$WHEELS/$set"/*.whl >> "$OUT/logs.txt" 2>&1
+  PYTHONPATH=/tmp/site python3 -c "import trl.experimental.ppo, datasets" >> "$OUT/logs.txt" 2>&1 && export PYTHONPATH=/tmp/site && break
+done
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+cat "$OUT/env.txt" | tee -a "$OUT/logs.txt"
+
+log "minirlhf benchmark"
+timeout 150 python3 "$ROOT/benchmarks/ppo_speed.py" > "$OUT/bench_minirlhf.json" 2>> "$OUT/logs.txt"
+cat "$OUT/bench_minirlhf.json"
+if [ -n "${ANCHOR:-}" ]; then
+  log "TRL anchor"
+  (cd /tmp && timeout 180 python3 "$ANCHOR" > "$OUT/bench_trl.json" 2>> "$OUT/logs.txt")
+  tail -c 2000 "$OUT/bench_trl.json"
+fi
+
+log "ladder: $RUNGS"
+python3 -m minirlhf.cli ladder --rungs $RUNGS --jobs 8 --device ${DEVICE:-cuda} ${LADDER_ARGS:-} --out /tmp/ladder \
+  --deadline $(( $(left) - 25 )) >> "$OUT/logs.txt" 2>&1
+cp /tmp/ladder/ladder.json "$OUT/" 2>/dev/null
+for f in /tmp/ladder/*.log; do echo "== $f"; grep -v "Loading weights" "$f" | tail -n 15; done >> "$OUT/logs.txt"
+log "done"
