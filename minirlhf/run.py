@@ -99,10 +99,36 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
     return path
 
 
+def _pilot(base_model, device: str, lora: bool | None, configs) -> dict:
+    """Size the stages for a real model (``models.autopilot``); ``lora`` True/False overrides its choice."""
+    from .lora import LoRAConfig
+    from .models import apply_autopilot, autopilot
+    pilot = autopilot(base_model, device)
+    if lora is not None:
+        pilot["lora"] = LoRAConfig() if lora else None
+    apply_autopilot(pilot, *configs)
+    sft, rm, ppo = configs
+    return {"params": pilot["params"], "precision": pilot["precision"], "lora": pilot["lora"] is not None,
+            "gradient_checkpointing": pilot["gradient_checkpointing"], "reason": pilot["reason"],
+            "sft_batch_size": sft.batch_size, "rm_batch_prompts": rm.batch_prompts, "ppo_batch_size": ppo.batch_size,
+            "ppo_mini_batch_size": ppo.mini_batch_size, "max_new_tokens": ppo.max_new_tokens,
+            "lr": {"sft": sft.lr, "rm": rm.lr, "ppo": ppo.lr}}
+
+
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
-        device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES) -> dict:
-    """Run the pipeline; returns the summary written to ``out/summary.json``."""
+        device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
+        trust_remote_code: bool = False, lora: bool | None = None) -> dict:
+    """Run the pipeline; returns the summary written to ``out/summary.json``.
+
+    ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
+    world's own models (the size ladder, with the world's tokenizer) keep the tiny world's
+    settings; for any other model ``models.autopilot`` picks LoRA, batch sizes and learning
+    rates for the device (``summary["autopilot"]`` says what and why). ``lora`` True/False
+    overrides the choice, for any model. Running out of memory raises ``models.OutOfMemory``
+    naming the setting to lower.
+    """
     from .generation import load_model
+    from .models import friendly_oom, is_world_tokenizer
     from .ppo import run_ppo, sequence_kl
     from .reward import run_reward_model, score
     from .sft import run_sft
@@ -112,7 +138,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     settings = get_settings(fast=fast, device=device, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base_path = Path(model) if model else base_model_dir("tiny")
+    base_path = (Path(model) if Path(model).exists() else model) if model else base_model_dir("tiny")
     sft_config, rm_config, ppo_config = _stage_configs(settings)
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
@@ -123,22 +149,29 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     bar = tqdm(total=len(stages), desc="minirlhf run", unit="stage")
     responses = {}
 
-    def judged(name: str, path: Path) -> None:
+    def judged(name: str, path: Path):
         t = time.perf_counter()
-        responses[name] = _samples(*load_model(path, settings.device), prompts, seed)
+        judged_model, tokenizer = load_model(path, settings.device, trust_remote_code)
+        responses[name] = _samples(judged_model, tokenizer, prompts, seed)
         summary[name] = {"model": str(path), **rates(prompts, responses[name])}
         metrics.append({"stage": "eval", "step": 0, "model": name,
                         **{k: v for k, v in summary[name].items() if isinstance(v, float)}})
         timings["eval"] = timings.get("eval", 0.0) + time.perf_counter() - t
+        return judged_model, tokenizer
 
     bar.set_postfix_str("judging the base model")
-    judged("base", base_path)
+    base_model, base_tokenizer = judged("base", base_path)
+    if lora is not None or not is_world_tokenizer(base_tokenizer):
+        summary["autopilot"] = _pilot(base_model, settings.device, lora, (sft_config, rm_config, ppo_config))
+    del base_model
     bar.update(2)
 
     if "sft" in stages:
         bar.set_postfix_str("SFT")
         t = time.perf_counter()
-        sft = run_sft(base_path, out / "sft", sft_config, progress=False)
+        with friendly_oom("SFT", batch_size=sft_config.batch_size, lora=sft_config.lora is not None,
+                          gradient_checkpointing=sft_config.gradient_checkpointing):
+            sft = run_sft(base_path, out / "sft", sft_config, progress=False, trust_remote_code=trust_remote_code)
         timings["sft"] = time.perf_counter() - t
         metrics += sft.history
         figures["SFT loss"] = str(plots.save(plots.loss_curves(sft.history), out / "plots" / "sft_loss.png")
@@ -149,7 +182,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     if "rm" in stages and "sft" in stages:
         bar.set_postfix_str("reward model")
         t = time.perf_counter()
-        rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False)
+        with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
+                          gradient_checkpointing=rm_config.gradient_checkpointing):
+            rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
+                                  trust_remote_code=trust_remote_code)
         timings["rm"] = time.perf_counter() - t
         metrics += rm["history"]
         m = rm["metrics"]
@@ -164,7 +200,11 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         if "ppo" in stages:
             bar.set_postfix_str("PPO")
             t = time.perf_counter()
-            ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False)
+            with friendly_oom("PPO", mini_batch_size=ppo_config.mini_batch_size, batch_size=ppo_config.batch_size,
+                              lora=ppo_config.lora is not None,
+                              gradient_checkpointing=ppo_config.gradient_checkpointing):
+                ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False,
+                              trust_remote_code=trust_remote_code)
             timings["ppo"] = time.perf_counter() - t
             metrics += ppo["history"]
             figures["PPO curves"] = str(plots.save(plots.ppo_curves(ppo["history"]), out / "plots" / "ppo_curves.png")
@@ -204,8 +244,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     io.write_jsonl_atomic(out / "metrics.jsonl", metrics)
     io.write_jsonl_atomic(out / "samples.jsonl", samples)
     io.write_json_atomic(out / "summary.json", summary)
-    base_info_path = base_path / "pretrain_info.json"
+    base_info_path = Path(base_path) / "pretrain_info.json"
     base_info = json.loads(base_info_path.read_text()) if base_info_path.exists() else {}
+    if "autopilot" in summary:
+        base_info.setdefault("params", summary["autopilot"]["params"])
     report = _report(out, summary, base_info, samples[:8], figures)
     print(f"report:  {report}\nplots:   {out / 'plots'}\nsummary: {out / 'summary.json'}")
     return summary

@@ -1,8 +1,10 @@
 """Stage 1 of InstructGPT: supervised fine-tuning (SFT) on labelers' demonstrations.
 
-The model reads `format_prompt(prompt)` followed by the demonstrated completion and is
-trained with next-token cross-entropy on the completion's tokens only (`sft_loss`).
-Works on any Hugging Face causal LM (GPT-2, Llama, SmolLM2, ...).
+The model reads `prompt_text(tokenizer, prompt)` (the world's `format_prompt`, or the
+tokenizer's chat template) followed by the demonstrated completion and is trained with
+next-token cross-entropy on the completion's tokens only (`sft_loss`). Works on any Hugging
+Face causal LM (GPT-2, Llama, SmolLM2, ...), in full or with LoRA (`SFTConfig.lora`), on
+`prompt`/`completion` rows or chat rows (`messages`).
 
 Where this departs from the paper (Ouyang et al. 2022, section 3.5 and appendix C.1):
 1. 3 epochs at lr 1e-3, not 16 epochs at ~1e-5: our ~1k short demonstrations and a
@@ -32,7 +34,9 @@ from tqdm.auto import tqdm
 from minirlhf.generation import generate, load_model
 from minirlhf.io import DataError, read_jsonl, require_columns, save_checkpoint
 from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE
-from minirlhf.world import format_prompt
+from minirlhf.lora import LoRAConfig, merged, unwrap
+from minirlhf.models import (amp_dtype, autocast, backward_step, completion_text, for_training, grad_scaler,
+                             prompt_text)
 
 COLUMNS = ("prompt", "completion")
 IGNORE = -100  # label of a token the loss skips (PyTorch's and Hugging Face's convention)
@@ -55,6 +59,10 @@ class SFTConfig:
     n_samples: int = 4  # val prompts answered before and after training, to read the change
     temperature: float = EVAL_TEMPERATURE  # 0.7, minirlhf.judge's evaluation temperature
     max_new_tokens: int = EVAL_MAX_NEW_TOKENS  # 48: the longest good answer in the world is ~30 tokens
+    lora: LoRAConfig | None = None  # None: full fine-tuning; LoRAConfig(): adapters, merged after training
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    bf16: bool | None = None  # bf16 autocast; None: on GPUs with native bf16 (Ampere on), never on the CPU
+    fp16: bool | None = None  # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
 
 
 @dataclass
@@ -70,19 +78,48 @@ class SFTResult:
 
 # --- data ----------------------------------------------------------------------------
 
+def split_chat(messages, where: str = "chat") -> dict:
+    """A chat row's `messages` as {"prompt", "completion"}: the last (assistant) turn is the
+    completion, the turns before it the prompt (one user turn becomes its plain text).
+
+    Raises `DataError` naming `where` unless `messages` is a list of {"role", "content"}
+    strings ending in an assistant turn that follows a user turn.
+    """
+    if not isinstance(messages, list) or len(messages) < 2:
+        raise DataError(f"{where}: 'messages' should be a list of at least a user and an assistant turn")
+    for m in messages:
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            raise DataError(f"{where}: every message needs string 'role' and 'content', got {m!r}")
+    if messages[-1]["role"] != "assistant" or messages[-2]["role"] != "user":
+        raise DataError(f"{where}: 'messages' should end in a user turn and then the assistant's answer "
+                        f"(ends in {messages[-2]['role']!r}, {messages[-1]['role']!r})")
+    prompt = [dict(role=m["role"], content=m["content"]) for m in messages[:-1]]
+    return {"prompt": prompt[0]["content"] if len(prompt) == 1 else prompt, "completion": messages[-1]["content"]}
+
+
+def _is_chat(data) -> bool:
+    columns = data.column_names if hasattr(data, "column_names") else list(data[0]) if len(data) else []
+    return "messages" in columns and "prompt" not in columns
+
+
 def load_sft_rows(data, source: str | None = None) -> list[dict]:
     """Rows {"prompt", "completion"} from a JSONL path, a list of dicts or a `datasets.Dataset`.
 
+    Chat rows (a `messages` column, as in TRL and the Hugging Face hub) are split by
+    `split_chat`; their prompt is a string or, for a longer chat, a list of messages.
     Raises `DataError` naming the file (or `source`) and row for a missing column, a
     non-string value or an empty table.
     """
     if isinstance(data, (str, os.PathLike)):
         source = source or str(data)
-        rows = read_jsonl(data, required=COLUMNS)
+        rows = read_jsonl(data)
+        rows = read_jsonl(data, required=("messages",) if _is_chat(rows) else COLUMNS)
     else:
         source = source or "SFT data"
-        require_columns(data, COLUMNS, source)
+        require_columns(data, ("messages",) if len(data) and _is_chat(data) else COLUMNS, source)
         rows = list(data)
+    if _is_chat(rows):
+        return [split_chat(row["messages"], f"{source}, row {number}") for number, row in enumerate(rows, start=1)]
     for number, row in enumerate(rows, start=1):
         for c in COLUMNS:
             if not isinstance(row[c], str):
@@ -90,16 +127,22 @@ def load_sft_rows(data, source: str | None = None) -> list[dict]:
     return [{c: row[c] for c in COLUMNS} for row in rows]
 
 
-def tokenize_example(tokenizer, prompt: str, completion: str, max_length: int, where: str = "example") -> dict:
-    """Token ids of `format_prompt(prompt) + " " + completion + eos`, labels masked on the prompt.
+def tokenize_example(tokenizer, prompt: str | list[dict], completion: str, max_length: int,
+                     where: str = "example") -> dict:
+    """Token ids of `prompt_text(prompt) + completion_text(completion) + eos`, labels masked on the prompt.
+
+    For the world's tokenizers that is `format_prompt(prompt) + " " + completion + eos`; with
+    a chat template, the rendered chat up to the assistant's turn, the completion and eos
+    (chat templates end an assistant turn with the eos token: SmolLM2's and Qwen's `<|im_end|>`).
 
     The loss is on the response only, as in the paper: labels are -100 on every prompt
     token. A completion too long for `max_length` is cut and then gets no eos, so the
     model is never taught to stop in mid-answer. A prompt leaving no room for a single
     completion token raises `DataError` ("over-long prompt") naming `where`.
     """
-    prompt_ids = tokenizer(format_prompt(prompt), add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(" " + completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    prompt_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    completion_ids = (tokenizer(completion_text(tokenizer, completion), add_special_tokens=False)["input_ids"]
+                      + [tokenizer.eos_token_id])
     room = max_length - len(prompt_ids)
     if room < 1:
         raise DataError(f"{where}: over-long prompt: {len(prompt_ids)} prompt tokens leave no room "
@@ -207,15 +250,14 @@ def _prepare(tokenizer, train, val, config: SFTConfig) -> tuple[list[dict], list
     return train_ex, val_ex, [r["prompt"] for r in (val_rows or train_rows)[: config.n_samples]]
 
 
-def _update(model, opt, sched, batch: dict, grad_clip: float) -> tuple[float, float]:
-    """One AdamW step on `sft_loss`; returns (loss, the lr this step used)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+def _update(model, opt, sched, batch: dict, grad_clip: float, dtype=None, scaler=None) -> tuple[float, float]:
+    """One AdamW step on `sft_loss` (in `dtype` autocast, through `scaler`); returns (loss, the lr this step used)."""
+    scaler = scaler or grad_scaler(model.device, None)
+    with autocast(model.device, dtype):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
     loss = sft_loss(logits, batch["labels"])
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     lr = sched.get_last_lr()[0]
-    opt.step()
+    backward_step(loss, opt, model.parameters(), grad_clip, scaler)
     sched.step()
     return loss.item(), lr
 
@@ -236,6 +278,9 @@ def train_sft(model, tokenizer, train, val=None, config: SFTConfig | None = None
     pad_id = _pad_id(tokenizer)
     train_ex, val_ex, sample_prompts = _prepare(tokenizer, train, val, config)
     samples_before = _samples(model, tokenizer, sample_prompts, config)
+    model = for_training(model, config.lora, config.gradient_checkpointing)
+    dtype = amp_dtype(model.device, config.bf16, config.fp16)
+    scaler = grad_scaler(model.device, dtype)
 
     torch.manual_seed(config.seed)  # for models with dropout; the data order has its own generator
     order = torch.Generator().manual_seed(config.seed)
@@ -251,7 +296,7 @@ def train_sft(model, tokenizer, train, val=None, config: SFTConfig | None = None
     bar, postfix = tqdm(batches, total=steps, desc="sft", disable=not progress), {}
     for step, idx in enumerate(bar, start=1):
         batch = {k: v.to(model.device) for k, v in collate([train_ex[i] for i in idx], pad_id).items()}
-        loss, lr = _update(model, opt, sched, batch, config.grad_clip)
+        loss, lr = _update(model, opt, sched, batch, config.grad_clip, dtype, scaler)
         history.append({"stage": "sft", "step": step, "loss": loss, "lr": lr})
         postfix["loss"] = f"{loss:.3f}"
         if val_ex and (step % config.eval_every == 0 or step == steps):
@@ -259,7 +304,9 @@ def train_sft(model, tokenizer, train, val=None, config: SFTConfig | None = None
             postfix["val"] = f"{history[-1]['val_loss']:.3f}"
         bar.set_postfix(postfix)
     bar.close()
-    model.eval()
+    model = merged(model).eval()  # LoRA: the adapters added into the weights; a plain model from here on
+    if config.gradient_checkpointing:
+        unwrap(model).gradient_checkpointing_disable()
     samples_after = _samples(model, tokenizer, sample_prompts, config)
     result = SFTResult(history, samples_before, samples_after, time.time() - start, model)
     if out_dir is not None:
@@ -294,16 +341,17 @@ def save_sft(result: SFTResult, tokenizer, config: SFTConfig, out_dir: Path, **e
 
 def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = None,
             config: SFTConfig | None = None, train_path: str | Path | None = None,
-            val_path: str | Path | None = None, progress: bool = True) -> SFTResult:
-    """Load a base model (default: the shipped tiny one), fine-tune it on the world's
-    demonstrations (default: `world_dir()/demonstrations.jsonl` and `demonstrations_val.jsonl`)
-    and save it to `out_dir` (if given)."""
+            val_path: str | Path | None = None, progress: bool = True, trust_remote_code: bool = False) -> SFTResult:
+    """Load a base model (default: the shipped tiny one; any causal LM's hub name or folder),
+    fine-tune it on the world's demonstrations (default: `world_dir()/demonstrations.jsonl`
+    and `demonstrations_val.jsonl`) and save it to `out_dir` (if given)."""
     from minirlhf.paths import base_model_dir, world_dir
     from minirlhf.settings import get_settings
 
     config = config or SFTConfig()
     device = config.device or get_settings().device
-    model, tokenizer = load_model(base_path or base_model_dir("tiny"), device=device)
+    model, tokenizer = load_model(base_path or base_model_dir("tiny"), device=device,
+                                  trust_remote_code=trust_remote_code)
     train_path = train_path or world_dir() / "demonstrations.jsonl"
     val_path = val_path or world_dir() / "demonstrations_val.jsonl"
     return train_sft(model, tokenizer, train_path, val_path, config, out_dir=out_dir, progress=progress)
