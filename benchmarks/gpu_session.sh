@@ -7,7 +7,8 @@
 #
 # WHEELS: a folder of wheels for TRL's anchor (trl, datasets, dill, multiprocess), installed into
 # /tmp/site when the machine lacks them. BUDGET: seconds for the whole script (default 560);
-# the ladder gets what the benchmarks leave and writes what finished by then.
+# the ladder gets what the benchmarks leave and writes what finished by then. BENCH=0 skips the
+# minirlhf benchmark, an empty ANCHOR the TRL one; RUNGS picks the ladder's sizes and seeds.
 set -u
 OUT=${OUT:-/tmp/gpu_session}; BUDGET=${BUDGET:-560}; RUNGS=${RUNGS:-"tiny:0,1,2 small:0 large:0,1,2"}
 mkdir -p "$OUT"; START=$(date +%s); ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,9 +29,11 @@ done
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 cat "$OUT/env.txt" | tee -a "$OUT/logs.txt"
 
-log "minirlhf benchmark"
-timeout 150 python3 "$ROOT/benchmarks/ppo_speed.py" > "$OUT/bench_minirlhf.json" 2>> "$OUT/logs.txt"
-cat "$OUT/bench_minirlhf.json"
+if [ "${BENCH:-1}" = 1 ]; then
+  log "minirlhf benchmark"
+  timeout 150 python3 "$ROOT/benchmarks/ppo_speed.py" > "$OUT/bench_minirlhf.json" 2>> "$OUT/logs.txt"
+  cat "$OUT/bench_minirlhf.json"
+fi
 if [ -n "${ANCHOR:-}" ]; then
   log "TRL anchor"
   (cd /tmp && timeout 180 python3 "$ANCHOR" > "$OUT/bench_trl.json" 2>> "$OUT/logs.txt")

@@ -80,10 +80,11 @@ class PPOError(RuntimeError):
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     """Mean of x over positions where mask is 1."""
+    x = torch.where(mask.bool(), x, 0)   # not x * mask: an inf or NaN where mask is 0 must not count
     mask = mask.to(x.dtype)
     if dim is None:
-        return (x * mask).sum() / mask.sum().clamp(min=1)
-    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+        return x.sum() / mask.sum().clamp(min=1)
+    return x.sum(dim) / mask.sum(dim).clamp(min=1)
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -91,7 +92,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
-    return (out if shift_mean else out + mean) * mask
+    return torch.where(mask.bool(), out if shift_mean else out + mean, 0)
 
 
 def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
@@ -114,7 +115,7 @@ def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, be
     scores: (B,), kl and mask: (B, T). The last response token is the eos, or the last
     token of an answer cut at the length limit.
     """
-    rewards = -beta * kl * mask
+    rewards = torch.where(mask.bool(), -beta * kl, 0)
     last = (mask.sum(1) - 1).clamp(min=0).long()
     rewards[torch.arange(len(scores)), last] += scores
     return rewards
@@ -128,7 +129,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     A_t     = delta_t + gamma * lam * A_{t+1}
     returns = A_t + V_t
     """
-    values, rewards = values * mask, rewards * mask
+    values, rewards = torch.where(mask.bool(), values, 0), torch.where(mask.bool(), rewards, 0)
     T = rewards.shape[1]
     advantages = torch.zeros_like(rewards)
     last = torch.zeros_like(rewards[:, 0])
@@ -137,8 +138,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         last = delta + gamma * lam * last
         advantages[:, t] = last
-    advantages = advantages * mask
-    return advantages, (advantages + values) * mask
+    return torch.where(mask.bool(), advantages, 0), torch.where(mask.bool(), advantages + values, 0)
 
 
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
@@ -147,8 +147,8 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
 
     rho_t = pi(y_t) / pi_old(y_t). Returns the loss and (clipfrac, approxkl, ratio).
     """
-    log_ratio = logp - old_logp
-    ratio = torch.exp(log_ratio)
+    log_ratio = torch.where(mask.bool(), logp - old_logp, 0)   # masked first: exp(inf) past the eos would
+    ratio = torch.exp(log_ratio)                                 # give NaN gradients even where-masked later
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
     loss = masked_mean(torch.max(unclipped, clipped), mask)
@@ -457,6 +457,19 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     return result
 
 
+def _non_finite(mask: torch.Tensor, **tensors) -> list[str]:
+    """Names of the tensors holding a NaN or inf, and whether on response tokens or past the eos."""
+    out = []
+    for name, x in tensors.items():
+        bad = ~torch.isfinite(x.detach().float())
+        if x.dim() == 2 and bad.any():
+            out.append(f"{name} ({int((bad & mask.bool()).sum())} on response tokens, "
+                       f"{int((bad & ~mask.bool()).sum())} past the eos)")
+        elif bad.any():
+            out.append(f"{name} ({int(bad.sum())})")
+    return out
+
+
 def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, beta, optimizer,
                generators, corpus, gold, it, ckpt_dir) -> tuple[dict, list[dict]]:
     """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates."""
@@ -480,7 +493,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
         scores = scores - config.missing_eos_penalty * (~has_eos).float()
         maskf = mask.float()
-        kl = kl_per_token(old_logp, ref_logp, config.kl_estimator) * maskf
+        kl = torch.where(mask.bool(), kl_per_token(old_logp, ref_logp, config.kl_estimator), 0)
         rewards = token_rewards(scores, kl, maskf, beta)
         if config.whiten_rewards:
             rewards = whiten(rewards, maskf, shift_mean=False)
@@ -511,8 +524,12 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                 stats["ptx_loss"].append(ptx.detach())
             if not torch.isfinite(loss):
                 where = f"; the last good checkpoint is {ckpt_dir}" if ckpt_dir else ""
+                bad = _non_finite(mask, scores=scores, old_logp=old_logp, ref_logp=ref_logp, old_values=old_values,
+                                  advantages=advantages, returns=returns)
+                bad += _non_finite(mask[mb], logp=logp, values=values)
                 raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {pg.item():.4g}, value "
-                               f"{vf.item():.4g}): lower lr (now {config.lr}) or raise beta{where}")
+                               f"{vf.item():.4g}; non-finite: {', '.join(bad) or 'none of its inputs'}): "
+                               f"lower lr (now {config.lr}) or raise beta{where}")
             backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
                           config.max_grad_norm, scaler)
             for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
@@ -524,7 +541,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     non_score = (-beta * kl).sum(1)
     metrics = {
         "objective/kl": kl_sum.mean().item(),
-        "objective/entropy": (old_entropy * maskf).sum(1).mean().item(),
+        "objective/entropy": torch.where(mask.bool(), old_entropy, 0).sum(1).mean().item(),
         "objective/non_score_reward": non_score.mean().item(),
         "objective/rlhf_reward": (scores + non_score).mean().item(),
         "objective/scores": scores.mean().item(),

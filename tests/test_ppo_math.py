@@ -98,3 +98,20 @@ def test_config_errors_name_the_field():
         PPOConfig(kl_estimator="k2")
     with pytest.raises(ValueError, match="mini_batch_size"):
         PPOConfig(batch_size=10, mini_batch_size=4)
+
+
+def test_masked_positions_never_reach_the_loss_or_its_gradient():
+    """An inf or NaN past the eos (mask 0) leaves the losses and their gradients finite."""
+    from minirlhf.ppo import gae, policy_loss, token_rewards, value_loss, whiten
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    logp = torch.tensor([[-1.0, -2.0, 200.0]], requires_grad=True)     # exp(200 - old) overflows
+    old = torch.tensor([[-1.1, -1.9, -float("inf")]])
+    adv = whiten(torch.tensor([[0.5, -0.5, float("nan")]]), mask)
+    pg, _ = policy_loss(logp, old, adv, mask, 0.2)
+    pg.backward()
+    assert torch.isfinite(pg) and torch.isfinite(logp.grad).all() and logp.grad[0, 2] == 0
+    rewards = token_rewards(torch.tensor([1.0]), torch.tensor([[0.1, 0.2, float("inf")]]), mask, 0.05)
+    a, r = gae(rewards, torch.tensor([[0.0, 0.0, float("nan")]]), mask, 1.0, 0.95)
+    assert torch.isfinite(a).all() and torch.isfinite(r).all()
+    vf, _ = value_loss(torch.tensor([[0.1, 0.2, float("nan")]]), torch.zeros(1, 3), r, mask, 0.2)
+    assert torch.isfinite(vf)
