@@ -270,6 +270,24 @@ def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
     return result
 
 
+def merge(paths: list[str | Path], out: str | Path | None = None) -> dict:
+    """One ladder from several ``ladder.json`` files (e.g. GPU sessions and CPU runs of the tiny
+    rungs): rungs of a later file replace those of the same size and seed; every file's
+    ``made_by`` is kept. Re-analyses the union and writes it to ``out`` if given."""
+    rungs, made_by, pretrain = {}, [], {}
+    for path in paths:
+        saved = io.read_json(path)
+        made_by += saved["made_by"] if isinstance(saved["made_by"], list) else [saved["made_by"]]
+        pretrain.update(saved.get("pretrain", {}))
+        for r in saved["rungs"]:
+            rungs[(r["size"], r["seed"])] = {**r, "made_by": len(made_by) - 1}   # index into made_by
+    records = list(rungs.values())
+    result = {"made_by": made_by, "missing": [], "pretrain": pretrain, "analysis": analyse(records), "rungs": records}
+    if out is not None:
+        io.write_json_atomic(out, result, indent=None)
+    return result
+
+
 def _parse_rungs(sizes: str, seeds: str, rungs: list[str] | None) -> dict[str, list[int]]:
     if rungs:
         spec = {}
@@ -307,6 +325,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, default=None, help="seconds; rungs still running are stopped")
     p.add_argument("--fast", action="store_true", help="shrink every stage (a smoke test)")
     p.add_argument("--analyse", default=None, metavar="LADDER_JSON", help="only analyse a saved ladder.json")
+    p.add_argument("--merge", nargs="+", default=None, metavar="LADDER_JSON",
+                   help="merge saved ladder.json files (later ones win) into --out/ladder.json, e.g. GPU and CPU rungs")
 
 
 def cli(argv: list[str] | None = None, args=None) -> dict:
@@ -317,6 +337,10 @@ def cli(argv: list[str] | None = None, args=None) -> dict:
     if args.analyse:
         saved = io.read_json(args.analyse)
         result = {**saved, "analysis": analyse(saved["rungs"])}
+    elif args.merge:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        result = merge(args.merge, Path(args.out) / "ladder.json")
+        print(f"ladder: {Path(args.out) / 'ladder.json'}")
     else:
         result = run_ladder(_parse_rungs(args.sizes, args.seeds, args.rungs), args.out, args.device, args.jobs,
                             args.deadline, args.fast)

@@ -135,6 +135,38 @@ def reward_vs_kl(runs: dict[str, list[dict]]):
     return fig
 
 
+LADDER_LABELS = {"base": "base (GPT)", "sft": "SFT", "ppo": "PPO", "ppo_ptx": "PPO-ptx"}
+
+
+def ladder(analysis: dict, key: str = "gold"):
+    """InstructGPT's Figure 1 in miniature: each model's win rate against the largest SFT model,
+    by parameter count, with 95% CIs (left); held-out corpus loss by size (right)."""
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    sizes = list(analysis["sizes"])
+    params = [analysis["sizes"][s]["params"] for s in sizes]
+    for i, (model, by_size) in enumerate(analysis["figure1"].items()):
+        rates = [by_size[s][key] for s in sizes]
+        err = [[r - by_size[s]["ci95"][0] for s, r in zip(sizes, rates)],
+               [by_size[s]["ci95"][1] - r for s, r in zip(sizes, rates)]]
+        ax.errorbar(params, rates, yerr=err, marker="o", capsize=4, label=LADDER_LABELS.get(model, model), color=f"C{i}")
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.set_xscale("log")
+    ax.set_xticks(params, [f"{s}\n{p / 1e6:.1f}M" for s, p in zip(sizes, params)])
+    ax.minorticks_off()
+    ax.set(ylim=(0, 1), ylabel=f"{key} win rate vs {analysis['baseline']}", title="Win rate against the largest SFT model")
+    ax.legend(fontsize=8)
+    for i, model in enumerate(analysis["figure1"]):
+        losses = [analysis["table"][s][model]["corpus_loss"] for s in sizes]
+        ax2.plot(params, losses, marker="o", color=f"C{i}", label=LADDER_LABELS.get(model, model))
+    ax2.set_xscale("log")
+    ax2.set_xticks(params, sizes)
+    ax2.minorticks_off()
+    ax2.set(ylabel="held-out corpus loss", title="Alignment tax (lower is better)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path: str | Path) -> Path:
     """Save a figure (creating the folder) and close it."""
     path = Path(path)

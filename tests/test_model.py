@@ -124,3 +124,23 @@ def test_generate(trained):
         alone = [generate(model, tok, [p], max_new_tokens=12, temperature=0, format=fmt)[0] for p in prompts]
         assert batched == alone and any(batched)
     assert tok.padding_side == "left" and not model.training
+
+
+def test_pretrain_stops_early_and_keeps_the_best_weights(corpus, tmp_path, monkeypatch):
+    """Val losses 3.0, 2.0, 2.5, 2.6 at steps 50..200: patience 2 stops at 200, the step-100 model is saved."""
+    import minirlhf.pretrain as pre
+    losses, snapshots, real = iter([3.0, 2.0, 2.5, 2.6, 1.0]), {}, pre.evaluate
+
+    def fake_evaluate(model, blocks, batch_size=64):
+        real(model, blocks[:2])
+        snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(losses)
+
+    monkeypatch.setattr(pre, "evaluate", fake_evaluate)
+    info = pretrain(MICRO, tmp_path / "m", corpus / "corpus.jsonl", corpus / "corpus_val.jsonl", patience=2, **MICRO_KW)
+    assert (info["steps"], info["best_step"], info["val_loss"]) == (200, 100, 2.0)
+    assert [h["step"] for h in info["history"]] == [50, 100, 150, 200]
+    saved = load_file(tmp_path / "m" / "model.safetensors")
+    best = snapshots[2]
+    assert all(torch.equal(saved[k], best[k]) for k in saved if k in best)
+    assert not all(torch.equal(saved[k], snapshots[4][k]) for k in saved if k in best)

@@ -1,0 +1,65 @@
+"""The ladder's analysis (Figure 1 in miniature, the headline) on constructed judgements."""
+import json
+
+import pytest
+
+import minirlhf.ladder as ladder
+from minirlhf import plots
+
+
+def _rung(size, params, seed, u, n=40):
+    """A rung whose models' gold utilities are given per model (constant over prompts)."""
+    prompts = [f"p{i}" for i in range(n)]
+    rates = {m: {"helpful_rate": 0.1 * i, "false_fact_rate": 0.2, "harmful_rate": 0.0, "gold_utility_mean": u[m]}
+             for i, m in enumerate(u)}
+    return {"size": size, "seed": seed, "params": params, "prompts": prompts,
+            "responses": {m: [f"{m}-{i}" for i in range(n)] for m in u}, "_u": u, "rates": rates,
+            "corpus_loss": {m: 1.0 + 0.1 * i for i, m in enumerate(u)}, "pretrain": {"val_loss": 0.5},
+            "rm": {"accuracy_gold": 0.6}, "timings_s": {"rung_total": 10.0}}
+
+
+@pytest.fixture
+def constant_utilities(monkeypatch):
+    monkeypatch.setattr(ladder, "_utilities", lambda r: {m: [r["_u"][m]] * len(r["prompts"]) for m in r["responses"]})
+
+
+def test_figure1_and_headline_on_known_answers(constant_utilities):
+    small = {"base": -1.0, "sft": 0.0, "ppo": 1.0, "ppo_ptx": 1.0}
+    large = {"base": -0.5, "sft": 0.5, "ppo": 0.5, "ppo_ptx": 0.2}
+    rungs = [_rung("tiny", 1_000, s, small) for s in (0, 1)] + [_rung("large", 30_000, s, large) for s in (0, 1)]
+    a = ladder.analyse(rungs, tau=0.1)
+    assert a["baseline"] == "large sft" and list(a["sizes"]) == ["tiny", "large"]
+    f = a["figure1"]
+    assert f["sft"]["large"]["gold"] == 0.5 and f["sft"]["large"]["ci95"] == [0.5, 0.5]   # the baseline itself
+    assert f["ppo"]["large"]["gold"] == 0.5                                              # equal utilities: ties
+    assert f["ppo"]["tiny"]["gold"] == 1.0 and f["base"]["tiny"]["gold"] == 0.0
+    assert f["ppo_ptx"]["large"]["gold"] == 0.0 and f["ppo"]["tiny"]["n"] == 80           # pooled over 2 seeds
+    h = a["headline"]
+    assert h["tiny_ppo_vs_large_sft"]["gold"] == 1.0 and h["tiny_ppo_vs_large_base"]["gold"] == 1.0
+    assert h["large_sft_vs_tiny_sft"]["gold"] == 1.0          # the fairness check: larger SFT beats smaller
+    assert a["table"]["tiny"]["ppo"]["corpus_loss"] == pytest.approx(1.2)
+    assert a["sizes"]["tiny"]["ppo_vs_own_sft"]["gold"] == 1.0
+    lines = ladder.headline_lines(a)
+    assert any("tiny ppo vs large sft: gold win rate 1.000" in line and "holds" in line for line in lines)
+    fig = plots.ladder(a)
+    assert len(fig.axes) == 2
+
+
+def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_utilities, tmp_path):
+    full = {"base": -1.0, "sft": 0.0, "ppo": 1.0, "ppo_ptx": 1.0}
+    partial = {"base": -1.0, "sft": 0.2, "ppo": 0.4}                    # PPO-ptx missed its deadline
+    a = ladder.analyse([_rung("tiny", 1, 0, full), _rung("large", 9, 0, partial)], tau=0.1)
+    assert a["models"] == ["base", "sft", "ppo"] and "ppo_ptx" not in a["figure1"]
+    first = {"made_by": {"commit": "a"}, "pretrain": {}, "rungs": [_rung("tiny", 1, 0, full), _rung("large", 9, 0, partial)]}
+    second = {"made_by": {"commit": "b"}, "pretrain": {"large": {"val_loss": 0.5}}, "rungs": [_rung("large", 9, 0, full)]}
+    for name, obj in (("1.json", first), ("2.json", second)):
+        (tmp_path / name).write_text(json.dumps(obj))
+    merged = ladder.merge([tmp_path / "1.json", tmp_path / "2.json"], tmp_path / "out.json")
+    assert [m["commit"] for m in merged["made_by"]] == ["a", "b"] and len(merged["rungs"]) == 2
+    assert merged["analysis"]["models"] == list(ladder.MODELS)          # the later, complete large rung won
+    assert json.loads((tmp_path / "out.json").read_text())["analysis"]["baseline"] == "large sft"
+
+
+def test_analyse_needs_rungs():
+    with pytest.raises(ValueError, match="no rungs"):
+        ladder.analyse([], tau=0.1)
