@@ -37,6 +37,46 @@ def win_rate(scores_a: list[float], scores_b: list[float], seed: int = 0, n_boot
             "losses": round(o.count(0.0) / n, 4)}
 
 
+def judged_win_rate(prompts: list[str], responses_a: list[str], responses_b: list[str], seed: int = 0,
+                    tau: float | None = None, rm=None) -> dict:
+    """Win rate of A over B on the same prompts: gold (with its CI), a fresh draw of the
+    simulated labelers (``labelers``) and, given ``rm=(model, tokenizer)``, the learned RM (``rm``)."""
+    from .world.gold import utility
+    from .world.labelers import Labeler
+    if tau is None:
+        from .labeling import default_tau
+        tau = default_tau()
+    ua = [utility(p, r) for p, r in zip(prompts, responses_a)]
+    ub = [utility(p, r) for p, r in zip(prompts, responses_b)]
+    w = win_rate(ua, ub, seed=seed)
+    labeler = Labeler(tau, seed=10_000 + seed)            # a fresh draw, never the RM's training labels
+    w["labelers"] = round(sum(1.0 - labeler.compare(x, y) for x, y in zip(ua, ub)) / len(ua), 4)
+    if rm is not None:
+        from .reward import score
+        w["rm"] = win_rate(score(*rm, prompts, responses_a).tolist(), score(*rm, prompts, responses_b).tolist(),
+                           seed=seed)["gold"]
+    return w
+
+
+def people_win_rate(rows: list[dict], a: str, b: str, seed: int = 0) -> dict:
+    """Win rate of model ``a`` over ``b`` from blind A/B labels (``labeling.make_items(..., sources=(a, b))``).
+
+    A choice of the response from ``a`` counts 1, a tie 1/2, ``b`` 0; skips are left out.
+    Returns the record of ``win_rate`` under the judge name ``people``, or ``n = 0`` if no label counts.
+    """
+    outcomes_ = []
+    for r in rows:
+        if r.get("choice") == "skip" or {r.get("a_source"), r.get("b_source")} != {a, b}:
+            continue
+        if r["choice"] == "tie":
+            outcomes_.append(0.5)
+        else:
+            outcomes_.append(1.0 if r[f"{r['choice']}_source"] == a else 0.0)
+    if not outcomes_:
+        return {"people": None, "ci95": None, "n": 0}
+    return win_rate(outcomes_, [0.5] * len(outcomes_), seed=seed, judge="people")
+
+
 def document_batch(tokenizer, docs: list[str], device, max_length: int = 128) -> tuple:
     """Corpus documents + eos, right-padded, and their next-token labels (-100 on padding)."""
     enc = tokenizer([d + tokenizer.eos_token for d in docs], return_tensors="pt", padding=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import io, plots
-from .evaluate import win_rate
+from .evaluate import judged_win_rate
 from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, eval_prompts, rates
 from .paths import base_model_dir, world_dir
 from .settings import Settings, get_settings
@@ -130,10 +130,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer
     from .ppo import run_ppo, sequence_kl
-    from .reward import run_reward_model, score
+    from .reward import run_reward_model
     from .sft import run_sft
     from .world.gold import utility
-    from .world.labelers import Labeler
 
     settings = get_settings(fast=fast, device=device, seed=seed)
     out = Path(out)
@@ -218,17 +217,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
 
         bar.set_postfix_str("evaluation")
         t = time.perf_counter()
-        u = {name: [utility(p, r) for p, r in zip(prompts, rs)] for name, rs in responses.items()}
-        r_rm = {name: score(rm["model"], rm["tokenizer"], prompts, rs).tolist() for name, rs in responses.items()}
-        labeler = Labeler(world["labelers"]["tau"], seed=10_000 + seed)
-        summary["win_rates"] = {}
-        for a, b in (("sft", "base"), ("ppo", "sft"), ("ppo", "base")):
-            if a in u:
-                w = win_rate(u[a], u[b], seed=seed)
-                lab = [1.0 - labeler.compare(x, y) for x, y in zip(u[a], u[b])]
-                w["labelers"] = round(sum(lab) / len(lab), 4)
-                w["rm"] = win_rate(r_rm[a], r_rm[b], seed=seed)["gold"]
-                summary["win_rates"][f"{a}_vs_{b}"] = w
+        summary["win_rates"] = {
+            f"{a}_vs_{b}": judged_win_rate(prompts, responses[a], responses[b], seed, world["labelers"]["tau"],
+                                           rm=(rm["model"], rm["tokenizer"]))
+            for a, b in (("sft", "base"), ("ppo", "sft"), ("ppo", "base")) if a in responses}
         figures["win rates"] = str(plots.save(plots.win_rates(summary["win_rates"]), out / "plots" / "win_rates.png")
                                    .relative_to(out))
         timings["eval"] += time.perf_counter() - t
