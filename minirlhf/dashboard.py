@@ -130,3 +130,57 @@ def sample_explorer(rows: list[dict]):
     slider = w.IntSlider(0, 0, max(0, len(rows) - 1), description="prompt")
     slider.observe(lambda change: setattr(out, "value", show(change["new"])), names="value")
     return w.VBox([slider, out])
+
+
+class ChatBox:
+    """"Chat with your model": one prompt, every model's answer side by side, each with its gold utility.
+
+    ``models`` maps a name to a ``(model, tokenizer)`` pair (e.g. base, SFT, PPO). ``answer(prompt)``
+    returns ``{name: response}``; shown last in a cell, the box is a text field and an Ask button.
+    """
+
+    def __init__(self, models: dict, temperature: float = 0.7, max_new_tokens: int = 48, seed: int = 0):
+        self.models, self.temperature, self.max_new_tokens, self.seed = models, temperature, max_new_tokens, seed
+        self._widget = None
+
+    def answer(self, prompt: str) -> dict[str, str]:
+        """Each model's answer to ``prompt`` (same seed for all, so a rerun gives the same answers)."""
+        from .generation import generate
+        if not prompt.strip():
+            raise ValueError("ask something: the prompt is empty")
+        return {name: generate(model, tok, [prompt], max_new_tokens=self.max_new_tokens,
+                               temperature=self.temperature, seed=self.seed)[0]
+                for name, (model, tok) in self.models.items()}
+
+    def html(self, prompt: str, answers: dict[str, str]) -> str:
+        """The answers as side-by-side boxes with their gold utility U."""
+        import html as h
+
+        from .world.gold import utility
+        boxes = "".join(f'<div style="flex:1;border:1px solid #ccc;border-radius:6px;padding:6px;margin:3px">'
+                        f'<b>{h.escape(name)}</b> <small>(U = {utility(prompt, text):+.2f})</small><br>'
+                        f'{h.escape(text) or "<i>(empty)</i>"}</div>' for name, text in answers.items())
+        return f'<div><b>User:</b> {h.escape(prompt)}</div><div style="display:flex">{boxes}</div>'
+
+    @property
+    def widget(self):
+        """The ipywidgets box: a text field, an Ask button and the answers."""
+        if self._widget is None:
+            import ipywidgets as w
+            text = w.Text(value="Where does Ada live?", placeholder="Ask the models something",
+                          continuous_update=False, layout=w.Layout(width="60%"))   # Enter sends
+            button, out = w.Button(description="Ask", button_style="primary"), w.HTML()
+
+            def ask(_=None):
+                try:
+                    out.value = self.html(text.value, self.answer(text.value))
+                except ValueError as e:
+                    out.value = f"<i>{e}</i>"
+
+            button.on_click(ask)
+            text.observe(ask, names="value")
+            self._widget = w.VBox([w.HBox([text, button]), out])
+        return self._widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,4 +1,6 @@
 """The dashboard's warnings fire on the failure modes users report, and stay quiet otherwise."""
+import pytest
+
 from minirlhf.dashboard import Dashboard, Thresholds, check
 
 
@@ -37,3 +39,18 @@ def test_dashboard_collects_warnings_and_draws_offline():
     fig = dash.figure()
     assert "negative KL" in fig._suptitle.get_text()
     assert len([ax for ax in fig.axes if ax.lines]) >= 4
+
+
+def test_chat_box_answers_side_by_side_with_gold_utilities():
+    from minirlhf.dashboard import ChatBox
+    from minirlhf.generation import load_model
+    from minirlhf.paths import base_model_dir
+    base = load_model(base_model_dir("tiny"))
+    box = ChatBox({"base": base, "base again": base})
+    answers = box.answer("What is 2 plus 3?")
+    assert list(answers) == ["base", "base again"] and answers["base"] == answers["base again"]   # same seed
+    page = box.html("What is 2 plus 3?", answers)
+    assert page.count("U = ") == 2 and "What is 2 plus 3?" in page
+    assert box.widget is box.widget                                   # built once
+    with pytest.raises(ValueError, match="empty"):
+        box.answer("  ")
