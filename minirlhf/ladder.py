@@ -165,6 +165,37 @@ def headline_lines(result: dict) -> list[str]:
     return lines
 
 
+def report(ladder: dict) -> str:
+    """A saved ladder as markdown: how it was made, the sizes, Figure 1 in numbers, the headline
+    and the before/after table (``minirlhf ladder --analyse FILE --report OUT.md`` writes it)."""
+    a = ladder["analysis"]
+    f3 = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    ci = lambda w: f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]"  # noqa: E731
+    made = ladder["made_by"] if isinstance(ladder["made_by"], list) else [ladder["made_by"]]
+    lines = ["| part | command | commit | device | torch | date |", "|---|---|---|---|---|---|"]
+    lines += [f"| {i} | `{m.get('command')}` | `{(m.get('commit') or '?')[:7]}` | {m.get('gpu') or m.get('device')} | "
+              f"{m.get('torch')} | {m.get('date')} |" for i, m in enumerate(made)]
+    lines += ["", "| size | parameters | seeds | base val loss | RM accuracy vs gold | PPO vs own SFT (gold) | "
+              "rung time |", "|---|---|---|---|---|---|---|"]
+    for s, r in a["sizes"].items():
+        made_on = sorted({made[x["made_by"]].get("gpu") or made[x["made_by"]].get("device")
+                          for x in ladder["rungs"] if x["size"] == s and "made_by" in x} or {"?"})
+        lines.append(f"| {s} | {r['params'] / 1e6:.2f}M | {r['seeds']} | {f3(r['base_val_loss'])} | "
+                     f"{f3(r['rm_accuracy_gold'])} | {ci(r['ppo_vs_own_sft'])} | {r['rung_seconds']:.0f} s "
+                     f"({', '.join(made_on)}) |")
+    sizes = list(a["sizes"])
+    lines += ["", f"Gold win rate against the {a['baseline']} model (ties 1/2, 95% CI, seeds pooled):", "",
+              "| model | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    lines += [f"| {m} | " + " | ".join(ci(a["figure1"][m][s]) for s in sizes) + " |" for m in a["figure1"]]
+    lines += ["", "Headline:", ""] + [f"- {line}" for line in headline_lines(a)]
+    lines += ["", "| size | model | helpful | false fact | harmful | mean gold utility | held-out corpus loss |",
+              "|---|---|---|---|---|---|---|"]
+    for s, by_model in a["table"].items():
+        lines += [f"| {s} | {m} | {f3(r['helpful_rate'])} | {f3(r['false_fact_rate'])} | {f3(r['harmful_rate'])} | "
+                  f"{f3(r['gold_utility_mean'])} | {f3(r['corpus_loss'])} |" for m, r in by_model.items()]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------- running the ladder
 
 def _python_env(threads: int) -> dict:
@@ -325,6 +356,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, default=None, help="seconds; rungs still running are stopped")
     p.add_argument("--fast", action="store_true", help="shrink every stage (a smoke test)")
     p.add_argument("--analyse", default=None, metavar="LADDER_JSON", help="only analyse a saved ladder.json")
+    p.add_argument("--report", default=None, metavar="MD", help="also write the analysis as markdown (and MD's .png)")
     p.add_argument("--merge", nargs="+", default=None, metavar="LADDER_JSON",
                    help="merge saved ladder.json files (later ones win) into --out/ladder.json, e.g. GPU and CPU rungs")
 
@@ -347,6 +379,11 @@ def cli(argv: list[str] | None = None, args=None) -> dict:
         print(f"ladder: {Path(args.out) / 'ladder.json'}")
     if result["analysis"]:
         print("\n".join(headline_lines(result["analysis"])))
+    if args.report and result["analysis"]:
+        from . import plots
+        io.write_text_atomic(args.report, report(result))
+        figure = plots.save(plots.ladder(result["analysis"]), Path(args.report).with_suffix(".png"))
+        print(f"report: {args.report}\nplot:   {figure}")
     if result.get("missing"):
         print(f"missing rungs (failed or past the deadline; see their .log): {result['missing']}")
     return result

@@ -783,8 +783,272 @@ def ppo() -> list:
     ]
 
 
-NOTEBOOKS = {"01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model,
-             "04_ppo.ipynb": ppo}
+# ---------------------------------------------------------------------------- 00
+
+def quickstart() -> list:
+    return [
+        *title("00_quickstart.ipynb", "0. Quickstart: RLHF in one run", """
+            The whole InstructGPT pipeline on the offline assistant world, in one call: the shipped
+            base model, SFT on demonstrations, a reward model on ranked comparisons, PPO with a KL
+            penalty against that reward model, and an evaluation by the world's hidden gold judge.
+            A few minutes on a laptop CPU. Notebooks 01 to 05 then take each stage apart.
+        """),
+        SETUP,
+        code('''
+            import json
+            from IPython.display import HTML
+            from minirlhf import plots
+            from minirlhf.dashboard import ChatBox
+            from minirlhf.generation import load_model
+            from minirlhf.paths import base_model_dir
+            from minirlhf.run import run
+        '''),
+        md("""
+            ## One call: base -> SFT -> RM -> PPO -> evaluation
+
+            `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
+            `summary.json`, `metrics.jsonl`, `report.md` and the plots.
+        """),
+        code('''
+            summary = run("runs/quickstart", fast=settings.fast, device=settings.device)
+        '''),
+        md("""
+            ## What changed, by the gold judge
+
+            *helpful*: the answer does what was asked, with no false fact and no harm; *false fact*:
+            share of fact questions answered wrongly; *harmful*: rude, or complying with a harmful
+            request. Held-out prompts, one sample each:
+        """),
+        code('''
+            cols = ["helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean"]
+            pd.DataFrame({m: summary[m] for m in ("base", "sft", "ppo")}).T[cols]
+        '''),
+        code('''
+            plots.win_rates(summary["win_rates"]);
+        '''),
+        md("""
+            A win rate is the share of prompts where one model's answer has the higher gold utility
+            (ties count 1/2), with a bootstrap 95% interval. The PPO curves: the reward model's score
+            (which PPO maximises) next to the gold utility (which it never sees):
+        """),
+        code('''
+            history = [json.loads(line) for line in open("runs/quickstart/metrics.jsonl")]
+            plots.ppo_curves([h for h in history if h["stage"] == "ppo"]);
+        '''),
+        md("""
+            ## Chat with your models
+
+            Type a question and press Enter (or *Ask*): the base, SFT and PPO models answer side by
+            side, each with its gold utility U. Try a fact ("Where does Ada live?"), a sum ("What is
+            3 plus 4?") or a harmful request.
+        """),
+        code('''
+            chat = ChatBox({"base": load_model(base_model_dir("tiny"), settings.device),
+                            "SFT": load_model("runs/quickstart/sft", settings.device),
+                            "PPO": load_model("runs/quickstart/ppo/policy", settings.device)})
+            chat
+        '''),
+        code('''
+            question = "Where does Ada live?"
+            HTML(chat.html(question, chat.answer(question)))
+        '''),
+        md("""
+            The full report (tables, plots, samples) is `runs/quickstart/report.md`. Next:
+            `01_base_model.ipynb`.
+
+            ## Exercises
+
+            **1.** Which of base, SFT and PPO has the highest helpful rate in this run? Set `answer`
+            to `"base"`, `"sft"` or `"ppo"`.
+        """),
+        code('''
+            answer = None  # "base", "sft" or "ppo"
+            best = max(("base", "sft", "ppo"), key=lambda m: summary[m]["helpful_rate"])
+            print("Not answered yet." if answer is None else "Correct!" if answer == best else
+                  "Not yet. Hint: read the helpful_rate column of the table above.")
+        '''),
+        md("""
+            **2.** The win rate of PPO over SFT is a share of prompts. On how many of the
+            `summary["win_rates"]["ppo_vs_sft"]["n"]` prompts did PPO win outright (no tie)?
+        """),
+        code('''
+            answer = None  # a whole number
+            w = summary["win_rates"]["ppo_vs_sft"]
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - w["wins"] * w["n"]) < 1 else
+                  "Not yet. Hint: w['wins'] is the share of outright wins; multiply by w['n'].")
+        '''),
+        md("""
+            **3.** Ask the chat "What is 2 plus 2?". Which model's answer has the highest gold
+            utility U? Set `answer` to its name as shown ("base", "SFT" or "PPO").
+        """),
+        code('''
+            answer = None  # "base", "SFT" or "PPO"
+            from minirlhf.world.gold import utility
+            got = chat.answer("What is 2 plus 2?")
+            best = max(got, key=lambda m: utility("What is 2 plus 2?", got[m]))
+            print("Not answered yet." if answer is None else "Correct!" if answer == best else
+                  "Not yet. Hint: the box shows U next to each name.")
+        '''),
+    ]
+
+
+# ---------------------------------------------------------------------------- 05
+
+def evaluation() -> list:
+    return [
+        *title("05_evaluation.ipynb", "5. Evaluation: win rates, the paper in miniature", """
+            InstructGPT's evaluation asks people which of two answers they prefer and reports **win
+            rates** with error bars, plus truthfulness and harmlessness before and after. Its headline
+            (Figure 1): a 1.3B model trained with RLHF is preferred over the 175B GPT-3.
+
+            Here: win rates judged by the gold preference, a fresh draw of the simulated labelers and
+            *you* (blind), bootstrap confidence intervals, and the size ladder: the whole pipeline at
+            several model sizes, computed on a GPU and shipped as data, so it plots on any CPU.
+        """),
+        SETUP,
+        code('''
+            import os
+            import random
+            from minirlhf import io, plots
+            from minirlhf.evaluate import judged_win_rate, outcomes, people_win_rate
+            from minirlhf.generation import generate, load_model
+            from minirlhf.judge import eval_prompts, rates
+            from minirlhf.labeling import LabelingSession, LabelingWidget, make_items, simulated_labels
+            from minirlhf.ladder import analyse, headline_lines
+            from minirlhf.paths import base_model_dir, data_dir
+            from minirlhf.sft import SFTConfig, run_sft
+            from minirlhf.world.gold import utility
+        '''),
+        md("""
+            ## Win rates with honest error bars
+
+            Two models to compare: the base model and an SFT model, rebuilt as in `02_sft.ipynb`
+            (about half a minute on a CPU). Both answer the same held-out prompts:
+        """),
+        code('''
+            sft = run_sft(out_dir="runs/nb05/sft", config=SFTConfig(epochs=scaled(3, 1, 4, settings)), progress=False)
+            prompts = eval_prompts(scaled(300, 60, None, settings))
+            answers = {name: generate(*load_model(path, settings.device), prompts)
+                       for name, path in (("base", base_model_dir("tiny")), ("sft", "runs/nb05/sft"))}
+            w = judged_win_rate(prompts, answers["sft"], answers["base"])
+            w
+        '''),
+        md("""
+            `gold` is the share of prompts where SFT's answer has the higher gold utility, ties
+            counting 1/2; `labelers` is the same by a *fresh* draw of the world's noisy simulated
+            labelers (not the draw a reward model learns from). `ci95` is a **percentile bootstrap**:
+            resample the prompts with replacement 2,000 times, take each resample's win rate, keep the
+            middle 95%. The spread of those resampled win rates:
+        """),
+        code('''
+            o = outcomes(*[[utility(p, r) for p, r in zip(prompts, answers[m])] for m in ("sft", "base")])
+            rng = random.Random(0)
+            means = [sum(rng.choice(o) for _ in o) / len(o) for _ in range(2000)]
+            ax = pd.Series(means).plot.hist(bins=40, title="bootstrap win rates of SFT over base")
+            for x in w["ci95"]:
+                ax.axvline(x, color="C1", ls="--")
+        '''),
+        md("""
+            With 300 prompts the interval is about ±0.05 wide: a win rate of 0.53 is no evidence
+            that one model is better. The judge rates before and after:
+        """),
+        code('''
+            pd.DataFrame({m: rates(prompts, a) for m, a in answers.items()}).T[
+                ["helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate"]]
+        '''),
+        md("""
+            ## You as the judge, blind
+
+            The paper's win rates come from people. Label a few pairs below: which response is shown
+            as A is random, and nothing says which model wrote which. Each click is saved to
+            `labels/eval_me.jsonl` at once. Then `people_win_rate` unblinds your labels.
+        """),
+        code('''
+            items = make_items(prompts[:12], answers["sft"][:12], answers["base"][:12], sources=("sft", "base"))
+            LabelingWidget(LabelingSession(items, "me", "labels/eval_me.jsonl"))
+        '''),
+        code('''
+            mine = io.read_jsonl("labels/eval_me.jsonl") if os.path.exists("labels/eval_me.jsonl") else []
+            if not mine:   # nobody clicked (or CI): a simulated labeler stands in, and says so
+                mine = simulated_labels(items, seed=1)
+                print("no labels of yours yet: a simulated labeler's instead")
+            people_win_rate(mine, "sft", "base")
+        '''),
+        md("""
+            ## The paper in miniature: the size ladder
+
+            `minirlhf ladder` runs base -> SFT -> RM -> PPO (and PPO-ptx) at several sizes, several
+            processes at once on one GPU, and keeps every model's answers to the same 544 held-out
+            prompts. The result shipped with the package records where, how and from which commit each
+            part was made:
+        """),
+        code('''
+            ladder = io.read_json(data_dir() / "results" / "ladder.json")
+            pd.DataFrame(ladder["made_by"])[["command", "commit", "gpu", "device", "date"]]
+        '''),
+        code('''
+            result = analyse(ladder["rungs"])   # recomputed here, from the saved answers alone
+            pd.DataFrame({s: {k: v for k, v in r.items() if not isinstance(v, dict)}
+                          for s, r in result["sizes"].items()}).T
+        '''),
+        md("""
+            Every model's win rate against the **largest SFT model** (the paper's baseline is its 175B
+            SFT model), pooled over seeds, with 95% intervals; and each model's held-out corpus loss
+            (the alignment tax):
+        """),
+        code('''
+            plots.ladder(result);
+        '''),
+        md("""
+            The headline: the smallest RLHF model against the largest base and SFT models. The last
+            line checks that the comparison is fair: the larger SFT model should beat the smaller one.
+        """),
+        code('''
+            print("\\n".join(headline_lines(result)))
+        '''),
+        code('''
+            pd.DataFrame({(s, m): r for s, by_model in result["table"].items() for m, r in by_model.items()}).T
+        '''),
+        md("""
+            `docs/evaluation.md` discusses these numbers, including where the headline does not hold
+            and why. To run the ladder yourself on a GPU: `minirlhf ladder --sizes tiny,small,large
+            --seeds 0 --jobs 4`.
+
+            ## Exercises
+
+            **1.** If you evaluate on 4x as many prompts, by what factor does the width of `ci95`
+            shrink? Set `answer` to a number.
+        """),
+        code('''
+            answer = None  # a number
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - 2) < 0.2 else
+                  "Not yet. Hint: a standard error shrinks as 1 / sqrt(n).")
+        '''),
+        md("""
+            **2.** In the ladder, which size's SFT model has the highest helpful rate? Set `answer` to
+            the size's name.
+        """),
+        code('''
+            answer = None  # e.g. "tiny"
+            best = max(result["table"], key=lambda s: result["table"][s]["sft"]["helpful_rate"])
+            print("Not answered yet." if answer is None else "Correct!" if answer == best else
+                  "Not yet. Hint: read helpful_rate in the rows whose second name is 'sft'.")
+        '''),
+        md("""
+            **3.** Is SFT's win rate over base clearly above 0.5 (`"above"`: the whole `w["ci95"]` is
+            above 0.5) or not (`"inside"`)? Use `w` from the first section.
+        """),
+        code('''
+            answer = None  # "above" or "inside"
+            truth = "above" if w["ci95"][0] > 0.5 else "inside"
+            print("Not answered yet." if answer is None else "Correct!" if answer == truth else
+                  "Not yet. Hint: compare the lower end of w['ci95'] with 0.5.")
+        '''),
+    ]
+
+
+NOTEBOOKS = {"00_quickstart.ipynb": quickstart, "01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model,
+             "04_ppo.ipynb": ppo, "05_evaluation.ipynb": evaluation}
 
 
 def build(name: str):

@@ -21,7 +21,19 @@ CELL_TIMEOUT = 600  # seconds per cell; a fast-mode notebook takes about a minut
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:3] == ["01_base_model.ipynb", "02_sft.ipynb", "03_reward_model.ipynb"]
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:6] == ["00_quickstart.ipynb", "01_base_model.ipynb", "02_sft.ipynb", "03_reward_model.ipynb",
+                         "04_ppo.ipynb", "05_evaluation.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_self_checked_exercises(path):
+    """1-3 exercises after an "Exercises" heading, each checked by code with a hint."""
+    cells = nbformat.read(path, as_version=4).cells
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Exercises" in c.source)
+    checks = [c.source for c in cells[start:] if c.cell_type == "code" and "Hint" in c.source]
+    assert 1 <= len(checks) <= 3                                  # one self-check cell per exercise
+    assert all("Correct!" in c or "well done" in c for c in checks)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
