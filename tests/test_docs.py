@@ -12,4 +12,4 @@ def test_every_ppo_doc_link_points_at_its_code():
     for name, path, line in links:
         lines = (ROOT / path).read_text().splitlines()
         assert 0 < int(line) <= len(lines), f"{path}#L{line} is past the end of the file"
-        assert name in lines[int(line) - 1], f"docs/ppo.md: {path}#L{line} should show {name!r}, shows {lines[int(line) - 1]!r}"
+        assert name in lines[int(line) - 1], f"docs/ppo.md: {path}#L{line} should show {name!r}, shows {lines[int(line) - 1]!r} (run: python docs/fix_links.py)"
