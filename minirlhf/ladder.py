@@ -131,27 +131,29 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     params = {r["size"]: r["params"] for r in rungs}
     sizes = sorted(params, key=params.get)
     small, large = sizes[0], sizes[-1]
-    models = [m for m in MODELS if all(m in r["responses"] for r in rungs)]   # PPO-ptx may be missing
-    u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
-    figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes} for m in models}
-    headline = {f"{small}_{m}_vs_{large}_{n}": _pooled(rungs, (small, m), (large, n), u, tau)
-                for m in ("ppo", "ppo_ptx") if m in models for n in ("base", "sft")}
-    headline[f"{large}_sft_vs_{small}_sft"] = _pooled(rungs, (large, "sft"), (small, "sft"), u, tau)
     by_size = {s: [r for r in rungs if r["size"] == s] for s in sizes}
+    has = {s: [m for m in MODELS if all(m in r["responses"] for r in rs)] for s, rs in by_size.items()}  # PPO-ptx
+    models = [m for m in MODELS if any(m in has[s] for s in sizes)]                       # may miss a deadline
+    u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
+    figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes if m in has[s]} for m in models}
+    headline = {f"{small}_{m}_vs_{large}_{n}": _pooled(rungs, (small, m), (large, n), u, tau)
+                for m in ("ppo", "ppo_ptx") if m in has[small] for n in ("base", "sft")}
+    headline[f"{large}_sft_vs_{small}_sft"] = _pooled(rungs, (large, "sft"), (small, "sft"), u, tau)
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     table = {s: {m: {k: mean([r["rates"][m][k] for r in rs]) for k in
                      ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
-                 | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs if m in r["corpus_loss"]])} for m in models}
+                 | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs if m in r["corpus_loss"]])} for m in has[s]}
              for s, rs in by_size.items()}
     per_size = {s: {"params": params[s], "seeds": [r["seed"] for r in rs],
                     "base_val_loss": mean([r["pretrain"]["val_loss"] for r in rs if r["pretrain"].get("val_loss")]),
                     "rm_accuracy_gold": mean([r["rm"]["accuracy_gold"] for r in rs if r["rm"]]),
                     "ppo_vs_own_sft": _pooled(rungs, (s, "ppo"), (s, "sft"), u, tau),
-                    "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau) if "ppo_ptx" in models
-                    else None,
+                    "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau)
+                    if "ppo_ptx" in has[s] else None,
                     "rung_seconds": mean([r["timings_s"]["rung_total"] for r in rs])}
                 for s, rs in by_size.items()}
-    return {"baseline": f"{large} sft", "models": models, "sizes": per_size, "figure1": figure1, "headline": headline, "table": table}
+    return {"baseline": f"{large} sft", "models": models, "sizes": per_size, "figure1": figure1,
+            "headline": headline, "table": table}
 
 
 def headline_lines(result: dict) -> list[str]:
@@ -186,7 +188,8 @@ def report(ladder: dict) -> str:
     sizes = list(a["sizes"])
     lines += ["", f"Gold win rate against the {a['baseline']} model (ties 1/2, 95% CI, seeds pooled):", "",
               "| model | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
-    lines += [f"| {m} | " + " | ".join(ci(a["figure1"][m][s]) for s in sizes) + " |" for m in a["figure1"]]
+    lines += [f"| {m} | " + " | ".join(ci(a["figure1"][m][s]) if s in a["figure1"][m] else "–" for s in sizes) + " |"
+              for m in a["figure1"]]
     lines += ["", "Headline:", ""] + [f"- {line}" for line in headline_lines(a)]
     lines += ["", "| size | model | helpful | false fact | harmful | mean gold utility | held-out corpus loss |",
               "|---|---|---|---|---|---|---|"]

@@ -146,10 +146,12 @@ def ladder(analysis: dict, key: str = "gold"):
     sizes = list(analysis["sizes"])
     params = [analysis["sizes"][s]["params"] for s in sizes]
     for i, (model, by_size) in enumerate(analysis["figure1"].items()):
-        rates = [by_size[s][key] for s in sizes]
-        err = [[r - by_size[s]["ci95"][0] for s, r in zip(sizes, rates)],
-               [by_size[s]["ci95"][1] - r for s, r in zip(sizes, rates)]]
-        ax.errorbar(params, rates, yerr=err, marker="o", capsize=4, label=LADDER_LABELS.get(model, model), color=f"C{i}")
+        have = [s for s in sizes if s in by_size]                   # PPO-ptx may be missing at some sizes
+        rates = [by_size[s][key] for s in have]
+        err = [[r - by_size[s]["ci95"][0] for s, r in zip(have, rates)],
+               [by_size[s]["ci95"][1] - r for s, r in zip(have, rates)]]
+        ax.errorbar([analysis["sizes"][s]["params"] for s in have], rates, yerr=err, marker="o", capsize=4,
+                    label=LADDER_LABELS.get(model, model), color=f"C{i}")
     ax.axhline(0.5, color="grey", ls=":")
     ax.set_xscale("log")
     ax.set_xticks(params, [f"{s}\n{p / 1e6:.1f}M" for s, p in zip(sizes, params)])
@@ -157,8 +159,9 @@ def ladder(analysis: dict, key: str = "gold"):
     ax.set(ylim=(0, 1), ylabel=f"{key} win rate vs {analysis['baseline']}", title="Win rate against the largest SFT model")
     ax.legend(fontsize=8)
     for i, model in enumerate(analysis["figure1"]):
-        losses = [analysis["table"][s][model]["corpus_loss"] for s in sizes]
-        ax2.plot(params, losses, marker="o", color=f"C{i}", label=LADDER_LABELS.get(model, model))
+        have = [s for s in sizes if model in analysis["table"][s]]
+        ax2.plot([analysis["sizes"][s]["params"] for s in have], [analysis["table"][s][model]["corpus_loss"] for s in have],
+                 marker="o", color=f"C{i}", label=LADDER_LABELS.get(model, model))
     ax2.set_xscale("log")
     ax2.set_xticks(params, sizes)
     ax2.minorticks_off()

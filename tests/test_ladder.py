@@ -49,14 +49,17 @@ def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_util
     full = {"base": -1.0, "sft": 0.0, "ppo": 1.0, "ppo_ptx": 1.0}
     partial = {"base": -1.0, "sft": 0.2, "ppo": 0.4}                    # PPO-ptx missed its deadline
     a = ladder.analyse([_rung("tiny", 1, 0, full), _rung("large", 9, 0, partial)], tau=0.1)
-    assert a["models"] == ["base", "sft", "ppo"] and "ppo_ptx" not in a["figure1"]
+    assert a["models"] == list(ladder.MODELS) and list(a["figure1"]["ppo_ptx"]) == ["tiny"]   # only where it ran
+    assert "ppo_ptx" not in a["table"]["large"] and a["sizes"]["large"]["ppo_ptx_vs_own_sft"] is None
+    assert "PPO-ptx" in [t.get_text() for t in plots.ladder(a).axes[0].get_legend().get_texts()]
+    assert "| ppo_ptx | " in ladder.report({"made_by": {}, "rungs": [], "analysis": a})
     first = {"made_by": {"commit": "a"}, "pretrain": {}, "rungs": [_rung("tiny", 1, 0, full), _rung("large", 9, 0, partial)]}
     second = {"made_by": {"commit": "b"}, "pretrain": {"large": {"val_loss": 0.5}}, "rungs": [_rung("large", 9, 0, full)]}
     for name, obj in (("1.json", first), ("2.json", second)):
         (tmp_path / name).write_text(json.dumps(obj))
     merged = ladder.merge([tmp_path / "1.json", tmp_path / "2.json"], tmp_path / "out.json")
     assert [m["commit"] for m in merged["made_by"]] == ["a", "b"] and len(merged["rungs"]) == 2
-    assert merged["analysis"]["models"] == list(ladder.MODELS)          # the later, complete large rung won
+    assert list(merged["analysis"]["figure1"]["ppo_ptx"]) == ["tiny", "large"]   # the later, complete rung won
     assert json.loads((tmp_path / "out.json").read_text())["analysis"]["baseline"] == "large sft"
 
 
