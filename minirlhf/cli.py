@@ -46,8 +46,17 @@ def _run(args) -> None:
     import matplotlib
     matplotlib.use("Agg")          # files only: the run may be on a machine without a display
     from .run import run
-    run(out=args.out, fast=args.fast or None, model=args.model, device=args.device, seed=args.seed,
-        trust_remote_code=args.trust_remote_code, lora=args.lora)
+    model = args.model
+    if args.size:
+        from .paths import base_model_dir
+        if model:
+            raise ValueError("give --model or --size, not both")
+        model = base_model_dir(args.size)
+        if not (model / "config.json").exists():
+            raise FileNotFoundError(f"no {args.size} base model at {model}: run `minirlhf pretrain --size {args.size}` first")
+        model = str(model)
+    run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
+        trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations)
 
 
 def _models(args) -> None:
@@ -100,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="base model: any causal LM's folder or hub name (default: the shipped tiny model)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default=None, help="a pretrained size of the ladder instead of --model (tiny, small, ...)")
+    p.add_argument("--ppo-iterations", type=int, default=None, help="PPO iterations (default 40)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

@@ -117,8 +117,10 @@ def _pilot(base_model, device: str, lora: bool | None, configs) -> dict:
 
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
-        trust_remote_code: bool = False, lora: bool | None = None) -> dict:
+        trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``.
+
+    ``ppo_iterations`` replaces PPOConfig's 40 (more for a longer run, fewer for a quicker one).
 
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
     world's own models (the size ladder, with the world's tokenizer) keep the tiny world's
@@ -139,6 +141,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     out.mkdir(parents=True, exist_ok=True)
     base_path = (Path(model) if Path(model).exists() else model) if model else base_model_dir("tiny")
     sft_config, rm_config, ppo_config = _stage_configs(settings)
+    if ppo_iterations is not None:
+        if ppo_iterations < 1:
+            raise ValueError(f"ppo_iterations must be at least 1, not {ppo_iterations}")
+        ppo_config.iterations = ppo_iterations
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
     summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
