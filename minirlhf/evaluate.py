@@ -16,11 +16,16 @@ def outcomes(scores_a: list[float], scores_b: list[float]) -> list[float]:
     return [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(scores_a, scores_b)]
 
 
-def bootstrap_ci(values: list[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap interval of the mean of ``values``."""
+def bootstrap_means(values: list[float], n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """The means of ``n_boot`` resamples of ``values`` drawn with replacement, sorted."""
     rng = random.Random(seed)
     n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    return sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+
+
+def bootstrap_ci(values: list[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of ``values``."""
+    means = bootstrap_means(values, n_boot, seed)
     lo = means[int((1 - level) / 2 * n_boot)]
     hi = means[min(n_boot - 1, int((1 + level) / 2 * n_boot))]
     return [round(lo, 4), round(hi, 4)]
@@ -37,20 +42,26 @@ def win_rate(scores_a: list[float], scores_b: list[float], seed: int = 0, n_boot
             "losses": round(o.count(0.0) / n, 4)}
 
 
+def labeler_outcomes(utilities_a: list[float], utilities_b: list[float], tau: float, seed: int) -> list[float]:
+    """Per prompt, 1 if a fresh simulated labeler (seeded ``seed``, never a reward model's
+    training labeler) prefers A, else 0."""
+    from .world.labelers import Labeler
+    labeler = Labeler(tau, seed=seed)
+    return [1.0 - labeler.compare(x, y) for x, y in zip(utilities_a, utilities_b)]
+
+
 def judged_win_rate(prompts: list[str], responses_a: list[str], responses_b: list[str], seed: int = 0,
                     tau: float | None = None, rm=None) -> dict:
     """Win rate of A over B on the same prompts: gold (with its CI), a fresh draw of the
     simulated labelers (``labelers``) and, given ``rm=(model, tokenizer)``, the learned RM (``rm``)."""
     from .world.gold import utility
-    from .world.labelers import Labeler
     if tau is None:
         from .labeling import default_tau
         tau = default_tau()
     ua = [utility(p, r) for p, r in zip(prompts, responses_a)]
     ub = [utility(p, r) for p, r in zip(prompts, responses_b)]
     w = win_rate(ua, ub, seed=seed)
-    labeler = Labeler(tau, seed=10_000 + seed)            # a fresh draw, never the RM's training labels
-    w["labelers"] = round(sum(1.0 - labeler.compare(x, y) for x, y in zip(ua, ub)) / len(ua), 4)
+    w["labelers"] = round(sum(labeler_outcomes(ua, ub, tau, 10_000 + seed)) / len(ua), 4)
     if rm is not None:
         from .reward import score
         w["rm"] = win_rate(score(*rm, prompts, responses_a).tolist(), score(*rm, prompts, responses_b).tolist(),

@@ -38,11 +38,11 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
     """base -> SFT -> RM -> PPO (``minirlhf run``), then PPO-ptx, then every model's samples and
     held-out corpus loss. Returns the rung's record, also written to ``out/rung.json``."""
     from .evaluate import corpus_loss
-    from .generation import count_params, generate, load_model
-    from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, eval_prompts, rates
+    from .generation import count_params, load_model
+    from .judge import rates
     from .paths import base_model_dir, world_dir
     from .ppo import run_ppo
-    from .run import _stage_configs, run
+    from .run import _samples, _stage_configs, run
     from .settings import get_settings
 
     out, t0 = Path(out), time.perf_counter()
@@ -52,8 +52,8 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
         import torch
         torch.set_float32_matmul_precision("high")  # TF32 for the fp32 stages (PPO uses bf16 autocast)
     summary = run(out, fast=settings.fast, model=str(base), device=settings.device, seed=seed)
-    prompts = eval_prompts(100 if settings.fast else None)
-    rows = io.read_jsonl(out / "samples.jsonl")
+    rows = io.read_jsonl(out / "samples.jsonl")   # the run's held-out prompts and every model's answers
+    prompts = [r["prompt"] for r in rows]
     responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}
     info_path = base / "pretrain_info.json"
     pre = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -82,8 +82,7 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
     run_ppo(out / "sft", out / "rm", out / "ppo_ptx", ptx_config, progress=False)
     seconds_ptx = time.perf_counter() - t
     model, tokenizer = tax("ppo_ptx")
-    responses["ppo_ptx"] = generate(model, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
-                                    temperature=EVAL_TEMPERATURE, seed=seed)
+    responses["ppo_ptx"] = _samples(model, tokenizer, prompts, seed)   # sampled as run samples the others
     record["rates"]["ppo_ptx"] = rates(prompts, responses["ppo_ptx"])
     record["timings_s"].update(ppo_ptx=round(seconds_ptx, 2), rung_total=round(time.perf_counter() - t0, 2))
     io.write_json_atomic(out / "rung.json", record, indent=None)
@@ -99,15 +98,13 @@ def _utilities(record: dict) -> dict[str, list[float]]:
 
 def _pooled(rungs: list[dict], a: tuple[str, str], b: tuple[str, str], u: dict, tau: float) -> dict:
     """Win rate of model a=(size, name) over b, pooled over the seeds both have (paired by prompt)."""
-    from .evaluate import win_rate
-    from .world.labelers import Labeler
+    from .evaluate import labeler_outcomes, win_rate
     seeds = sorted({r["seed"] for r in rungs if r["size"] == a[0]} & {r["seed"] for r in rungs if r["size"] == b[0]})
     ua, ub, lab = [], [], []
     for seed in seeds:
         xa, xb = u[(a[0], seed)][a[1]], u[(b[0], seed)][b[1]]
-        labeler = Labeler(tau, seed=20_000 + seed)   # a fresh draw of the simulated labelers
         ua, ub = ua + xa, ub + xb
-        lab += [1.0 - labeler.compare(x, y) for x, y in zip(xa, xb)]
+        lab += labeler_outcomes(xa, xb, tau, 20_000 + seed)   # a fresh draw of the simulated labelers
     w = win_rate(ua, ub, seed=0)
     w["labelers"] = round(sum(lab) / len(lab), 4)
     w["seeds"] = seeds
@@ -124,10 +121,10 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     * ``table[size][model]``: helpful / false-fact / harmful rates and held-out corpus loss;
     * ``sizes``: parameters, base model val loss, RM gold accuracy and PPO-vs-own-SFT per size.
     """
-    from .paths import world_dir
+    from .labeling import default_tau
     if not rungs:
         raise ValueError("no rungs to analyse")
-    tau = tau if tau is not None else json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
+    tau = tau if tau is not None else default_tau()
     params = {r["size"]: r["params"] for r in rungs}
     sizes = sorted(params, key=params.get)
     small, large = sizes[0], sizes[-1]
@@ -238,7 +235,7 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
     deadline = t0 + (deadline_s or 10 ** 9)
     device = get_settings(device=device).device
     threads = max(1, (os.cpu_count() or 2) // max(1, jobs))
-    env, slots, done = _python_env(threads), threading.Semaphore(jobs), {}
+    env, slots = _python_env(threads), threading.Semaphore(jobs)
 
     def size_chain(size: str, seeds: list[int]) -> None:
         base = base_model_dir(size)
@@ -253,9 +250,8 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
         def one(seed: int) -> None:
             cmd = [sys.executable, "-m", "minirlhf.ladder", "rung", "--size", size, "--seed", str(seed),
                    "--base", str(base), "--out", str(out / f"{size}-s{seed}"), "--device", device]
-            with slots:
-                done[(size, seed)] = _launch(cmd + (["--fast"] if fast else []), out / f"{size}-s{seed}.log", env,
-                                             deadline)
+            with slots:   # a failed rung leaves no rung.json: gather lists it as missing
+                _launch(cmd + (["--fast"] if fast else []), out / f"{size}-s{seed}.log", env, deadline)
         workers = [threading.Thread(target=one, args=(s,)) for s in seeds]
         [w.start() for w in workers]
         [w.join() for w in workers]

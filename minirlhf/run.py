@@ -120,14 +120,12 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``.
 
-    ``ppo_iterations`` replaces PPOConfig's 40 (more for a longer run, fewer for a quicker one).
-
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
     world's own models (the size ladder, with the world's tokenizer) keep the tiny world's
     settings; for any other model ``models.autopilot`` picks LoRA, batch sizes and learning
     rates for the device (``summary["autopilot"]`` says what and why). ``lora`` True/False
     overrides the choice, for any model. Running out of memory raises ``models.OutOfMemory``
-    naming the setting to lower.
+    naming the setting to lower. ``ppo_iterations`` replaces PPOConfig's 40.
     """
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer

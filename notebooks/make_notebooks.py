@@ -908,9 +908,8 @@ def evaluation() -> list:
         SETUP,
         code('''
             import os
-            import random
             from minirlhf import io, plots
-            from minirlhf.evaluate import judged_win_rate, outcomes, people_win_rate
+            from minirlhf.evaluate import bootstrap_means, judged_win_rate, outcomes, people_win_rate
             from minirlhf.generation import generate, load_model
             from minirlhf.judge import eval_prompts, rates
             from minirlhf.labeling import LabelingSession, LabelingWidget, make_items, simulated_labels
@@ -942,8 +941,7 @@ def evaluation() -> list:
         """),
         code('''
             o = outcomes(*[[utility(p, r) for p, r in zip(prompts, answers[m])] for m in ("sft", "base")])
-            rng = random.Random(0)
-            means = [sum(rng.choice(o) for _ in o) / len(o) for _ in range(2000)]
+            means = bootstrap_means(o, n_boot=2000, seed=0)   # the resamples behind w["ci95"]
             ax = pd.Series(means).plot.hist(bins=40, title="bootstrap win rates of SFT over base")
             for x in w["ci95"]:
                 ax.axvline(x, color="C1", ls="--")
