@@ -35,28 +35,32 @@ def generate(
     Prompts are wrapped with `prompt_text` (the world's `format_prompt`, or the tokenizer's
     chat template; a prompt may be a chat) unless `format=False`, left-padded so every
     answer starts right after its prompt, and sampled with plain temperature sampling
-    (no top-k/top-p), or greedily when `temperature == 0`. Seeded, so deterministic on
-    CPU. The model runs in eval mode on its own device; its mode is restored afterwards.
+    (no top-k/top-p) by PPO's own KV-cache loop (`ppo.rollout`: a quarter faster than
+    `model.generate` on a CPU, measured on the tiny model), or greedily with `model.generate`
+    when `temperature == 0`. Seeded, so deterministic on CPU. The model runs in eval mode on
+    its own device; its mode is restored afterwards.
     """
+    from minirlhf.ppo import decode_responses, response_mask, rollout
     texts = [prompt_text(tokenizer, p) for p in prompts] if format else list(prompts)
-    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
     was_training, padding_side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
     answers = []
     try:
         for i in range(0, len(texts), batch_size):
+            if temperature > 0:
+                batch = rollout(model, tokenizer, texts[i : i + batch_size], max_new_tokens, temperature, generator,
+                                format_prompts=False)
+                mask, _ = response_mask(batch["response_ids"], tokenizer.eos_token_id)
+                answers += [a.strip() for a in decode_responses(tokenizer, batch["response_ids"], mask)]
+                continue
             enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(model.device)  # input_ids, attention_mask: (B, T_prompt), pads on the left
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **sampling,
-            )  # (B, T_prompt + T_new)
-            for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            for row in out[:, enc["input_ids"].shape[1] :].tolist():  # (B, T_new)
                 if tokenizer.eos_token_id in row:
                     row = row[: row.index(tokenizer.eos_token_id)]
                 answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())

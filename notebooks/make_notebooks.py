@@ -685,7 +685,7 @@ def ppo() -> list:
         code('''
             config = PPOConfig(iterations=scaled(20, 3, 80, settings), batch_size=scaled(32, 16, 64, settings),
                                mini_batch_size=scaled(32, 16, 64, settings), ppo_epochs=scaled(4, 2, 4, settings),
-                               lr=1e-4, device=settings.device)
+                               device=settings.device)
             dashboard = Dashboard(every=5)
             ppo = run_ppo("runs/nb04/sft", "runs/nb04/rm", "runs/nb04/ppo", config, callback=dashboard, progress=False)
             print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings: {dashboard.warnings or 'none'}")
@@ -729,7 +729,7 @@ def ppo() -> list:
             from dataclasses import replace
             hack = run_ppo("runs/nb04/sft", "runs/nb04/rm", None, progress=False,
                            config=replace(config, beta=0.0, lr=3e-4, iterations=scaled(15, 3, 80, settings)))
-            plots.reward_vs_kl({"beta = 0.05": ppo["history"], "beta = 0, lr 3e-4": hack["history"]});
+            plots.reward_vs_kl({f"beta = {config.beta}": ppo["history"], "beta = 0, lr 3e-4": hack["history"]});
         '''),
         md("""
             ## PPO-ptx and the alignment tax

@@ -126,6 +126,20 @@ def test_generate(trained):
     assert tok.padding_side == "left" and not model.training
 
 
+def test_generate_samples_like_a_ppo_rollout(trained):
+    """Sampling goes through PPO's own rollout: same seed, same answers; a near-zero temperature
+    gives the greedy answers of model.generate."""
+    from minirlhf.ppo import decode_responses, response_mask, rollout
+    model, tok = load_model(trained[0])
+    prompts = ["What is Ada's job?", "Who is Bo?", "Hello there", "Name three colours."]
+    answers = generate(model, tok, prompts, max_new_tokens=10, temperature=0.9, seed=3)
+    batch = rollout(model.eval(), tok, prompts, 10, 0.9, torch.Generator().manual_seed(3))
+    assert answers == decode_responses(tok, batch["response_ids"], response_mask(batch["response_ids"],
+                                                                                 tok.eos_token_id)[0])
+    assert generate(model, tok, prompts, max_new_tokens=10, temperature=1e-4) == \
+        generate(model, tok, prompts, max_new_tokens=10, temperature=0)
+
+
 def test_pretrain_stops_early_and_keeps_the_best_weights(corpus, tmp_path, monkeypatch):
     """Val losses 3.0, 2.0, 2.5, 2.6 at steps 50..200: patience 2 stops at 200, the step-100 model is saved."""
     import minirlhf.pretrain as pre

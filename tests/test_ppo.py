@@ -94,7 +94,8 @@ def test_ppo_raises_gold_utility_over_sft_on_held_out_prompts(stages, seed):
     from minirlhf.judge import eval_prompts
     from minirlhf.ppo import gold_reward
     from minirlhf.world.gold import utility
-    cfg = PPOConfig(iterations=20, batch_size=64, mini_batch_size=16, seed=seed)
+    # a reward that is right can take bigger steps than the defaults (set for a fallible RM)
+    cfg = PPOConfig(iterations=20, batch_size=64, mini_batch_size=16, lr=1e-4, beta=0.05, seed=seed)
     out = run_ppo(stages / "sft", stages / "rm", None, cfg, reward_fn=gold_reward, progress=False)
     prompts = eval_prompts(300)
     sft, tok = load_model(stages / "sft")
