@@ -103,4 +103,4 @@ def test_ppo_raises_gold_utility_over_sft_on_held_out_prompts(stages, seed):
          for name, m in (("ppo", out["policy"]), ("sft", sft))}
     gain = (sum(u["ppo"]) - sum(u["sft"])) / len(prompts)
     print(seed, round(gain, 3), win_rate(u["ppo"], u["sft"], seed=seed))
-    assert gain >= 0.03, gain              # measured: +0.034, +0.123, +0.066 mean gold utility
+    assert gain >= 0.03, gain              # measured: +0.071, +0.202, +0.112 mean gold utility
