@@ -39,6 +39,8 @@ class RMConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1  # linear warm-up share of the steps, then cosine decay
     max_length: int = 192      # prompt + response tokens; the world's longest fit in ~120
+    group_by_length: int = 16  # batches drawn from chunks of this many batches sorted by length: fewer
+                               # pad tokens (HF Trainer's group_by_length); 1 = plain shuffled batches
     sample_temperature: float = 1.0  # diverse responses to rank (TRL samples at 0.7-1.0)
     max_new_tokens: int = 48   # = the evaluation's answer length
     heldout_fraction: float = 0.2  # comparison prompts kept for held-out accuracy
@@ -198,6 +200,25 @@ def calibrate_tau(rows: list[dict]) -> float:
 
 # ---------------------------------------------------------------------------- training
 
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random, group: int = 16) -> list[list[int]]:
+    """Shuffled batches of indices whose members have similar lengths, so few pad tokens are computed.
+
+    The shuffled order is cut into chunks of ``group`` batches; each chunk is sorted by length
+    and cut into batches; the batches are shuffled again (Hugging Face Trainer's
+    ``group_by_length`` works the same way). ``group=1`` gives plain shuffled batches.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * max(group, 1)
+    batches = []
+    for i in range(0, len(order), chunk):
+        part = sorted(order[i:i + chunk], key=lengths.__getitem__) if group > 1 else order[i:i + chunk]
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    if group > 1:
+        rng.shuffle(batches)
+    return batches
+
+
 @dataclass
 class RMResult:
     history: list[dict] = field(default_factory=list)
@@ -230,11 +251,11 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
             m.p = 0.0
     result, t0, step = RMResult(), time.perf_counter(), 0
     bar = tqdm(total=total, desc="reward model", disable=not progress)
+    lengths = [len(r["prompt"]) + max(map(len, r["responses"])) for r in rankings]  # characters: a proxy
     for _ in range(config.epochs):
-        order = list(range(len(rankings)))
-        order_rng.shuffle(order)
-        for i in range(0, len(order), config.batch_prompts):
-            batch = [rankings[j] for j in order[i:i + config.batch_prompts]]
+        for batch_ids in length_grouped_batches(lengths, config.batch_prompts, order_rng,
+                                                config.group_by_length):
+            batch = [rankings[j] for j in batch_ids]
             prompts = [b["prompt"] for b in batch for _ in b["responses"]]
             responses = [y for b in batch for y in b["responses"]]
             with autocast(model.device, dtype):

@@ -31,3 +31,8 @@ def test_real_model_run_measures_win_rates_and_saves_its_result(tmp_path, capsys
     table = run.markdown(out)
     assert "PPO vs its SFT start" in table and f"{out['win_rates']['ppo_vs_sft']['gold']:.3f}" in table
     assert run.main(["--show", str(saved)]) == out
+
+
+def test_sampling_speed_times_both_samplers():
+    out = _script("sampling_speed").main(["--n", "8", "--new-tokens", "4", "--repeats", "1"])
+    assert out["n"] == 8 and out["generate_s"] > 0 and out["model_generate_s"] > 0 and out["speedup"] > 0

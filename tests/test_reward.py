@@ -55,3 +55,19 @@ def test_reward_model_learns_a_simple_preference(tmp_path):
     assert r[0] > r[1]
     batch = encode(tok, ["a"], ["b"], max_length=4)
     assert batch["input_ids"].shape[1] <= 4 and batch["input_ids"][0, -1] == tok.eos_token_id
+
+
+def test_length_grouped_batches_cover_every_index_once_with_less_padding():
+    import random
+
+    from minirlhf.reward import length_grouped_batches
+    lengths = [random.Random(i).choice((10, 12, 90, 100)) for i in range(200)]
+    grouped = length_grouped_batches(lengths, 8, random.Random(0), group=16)
+    plain = length_grouped_batches(lengths, 8, random.Random(0), group=1)
+    for batches in (grouped, plain):
+        assert sorted(i for b in batches for i in b) == list(range(200)) and all(len(b) <= 8 for b in batches)
+    padded = lambda bs: sum(len(b) * max(lengths[i] for i in b) for b in bs)  # noqa: E731
+    assert padded(grouped) < 0.75 * padded(plain)
+    order = list(range(200))
+    random.Random(0).shuffle(order)
+    assert [i for b in plain for i in b] == order          # group=1: the plain shuffled order
