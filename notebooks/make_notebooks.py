@@ -50,8 +50,6 @@ SETUP = code('''
     from minirlhf.settings import get_settings, scaled
 
     settings = get_settings()  # MINIRLHF_FAST=1 for a smoke-test-sized run; the GPU when there is one
-    if not settings.gpu:
-        torch.set_num_threads(1)  # a ~1M-parameter model gains nothing from more threads; a busy CPU loses a lot
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar at every model load
     pd.set_option("display.max_colwidth", None)
     print(f"fast={settings.fast}, device={settings.device}")
