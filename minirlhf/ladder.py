@@ -262,7 +262,7 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
     return gather(out, rungs, device=device, seconds=time.time() - t0, jobs=jobs)
 
 
-def _commit() -> str | None:
+def code_commit() -> str | None:
     """The git commit of this code (MINIRLHF_COMMIT where the code travelled without its .git)."""
     if os.environ.get("MINIRLHF_COMMIT"):
         return os.environ["MINIRLHF_COMMIT"]
@@ -290,7 +290,7 @@ def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
             pretrain[size] = {k: v for k, v in json.loads(info.read_text()).items() if k != "config"}
     result = {
         "made_by": {"command": "minirlhf ladder " + " ".join(f"{s}:{','.join(map(str, v))}" for s, v in rungs.items()),
-                    "commit": _commit(), "torch": torch.__version__, "transformers": transformers.__version__,
+                    "commit": code_commit(), "torch": torch.__version__, "transformers": transformers.__version__,
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "date": time.strftime("%Y-%m-%d"), **meta},
         "missing": missing, "pretrain": pretrain,
