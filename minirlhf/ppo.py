@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .lora import LoRAConfig, load_weights, merged, unwrap
-from .models import amp_dtype, backward_step, for_training, grad_scaler, prompt_text
+from .models import amp_dtype, backward_step, for_training, fuse_activations, grad_scaler, prompt_text
 from .models import autocast as _autocast
 
 
@@ -238,6 +238,7 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     the sampling distribution's log-probability of each token and its entropy (B, T).
     """
     device = policy.device
+    fuse_activations(policy)
     texts = [prompt_text(tokenizer, p) for p in prompts] if format_prompts else list(prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
     ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
@@ -271,8 +272,10 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
 
 
 def _sequence(batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], 1)
-    attn = torch.cat([batch["prompt_mask"], mask], 1)
+    """Prompt + response ids, attention mask and positions, without the final token: its output
+    (a prediction after the answer) no score uses."""
+    ids = torch.cat([batch["prompt_ids"], batch["response_ids"][:, :-1]], 1)
+    attn = torch.cat([batch["prompt_mask"], mask[:, :-1]], 1)
     return ids, attn, _positions(attn)
 
 
@@ -280,8 +283,12 @@ def logprobs_of(model, batch: dict, mask: torch.Tensor, temperature: float, with
     """log pi(y_t | x, y_<t) of the response tokens, with logits / temperature: (B, T)."""
     ids, attn, pos = _sequence(batch, mask)
     T = batch["response_ids"].shape[1]
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **_keep(model, T + 1)).logits
-    logits = logits[:, -T - 1:-1].float() / temperature            # the LM head only where it is needed
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **_keep(model, T)).logits
+    if logits.shape[1] != T:                                        # no logits_to_keep: drop the prompt's
+        logits = logits[:, -T:]
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logp_all = F.log_softmax(logits, -1)
     logp = logp_all.gather(-1, batch["response_ids"][..., None]).squeeze(-1)
     if not with_entropy:
@@ -297,7 +304,7 @@ def values_of(value_model, batch: dict, mask: torch.Tensor) -> torch.Tensor:
     P = batch["prompt_ids"].shape[1]
     core = unwrap(value_model)                                      # inside a LoRA wrapper, adapters active
     hidden = core.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
-    return core.score(hidden[:, P - 1:-1]).squeeze(-1).float()
+    return core.score(hidden[:, P - 1:]).squeeze(-1).float()
 
 
 def decode_responses(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
@@ -419,6 +426,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     policy = for_training(policy, config.lora, config.gradient_checkpointing)
     value_model = for_training(value_model, config.lora, config.gradient_checkpointing, task="score")
     _set_dropout_off(policy, ref_policy, value_model)
+    fuse_activations(ref_policy)
     ref_policy.eval().requires_grad_(False)
     params = [p for m in (policy, value_model) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, eps=1e-5, fused=device.type in ("cpu", "cuda"))
@@ -508,13 +516,17 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     policy.train()
     value_model.train()
     B = len(prompts)
-    for _ in range(config.ppo_epochs):
+    for epoch in range(config.ppo_epochs):
         perm = torch.randperm(B, generator=generator)
         for s in range(0, B, config.mini_batch_size):
             mb = perm[s:s + config.mini_batch_size].to(mask.device)
             sub = {k: v[mb] for k, v in batch.items()}
             with amp():
-                logp, entropy = logprobs_of(policy, sub, mask[mb], config.temperature, with_entropy=True)
+                if epoch == 0:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
+                    logp, entropy = logprobs_of(policy, sub, mask[mb], config.temperature, with_entropy=True)
+                    stats["entropy"].append(masked_mean(entropy, maskf[mb]))
+                else:
+                    logp = logprobs_of(policy, sub, mask[mb], config.temperature)
                 values = values_of(value_model, sub, mask[mb])
             pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
             vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
@@ -538,7 +550,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                           config.max_grad_norm, scaler)
             for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
                              ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
-                             ("ratio", pg_stats["ratio"]), ("entropy", masked_mean(entropy, maskf[mb]))):
+                             ("ratio", pg_stats["ratio"])):
                 stats[key].append(val.detach())
     avg = lambda key: torch.stack(stats[key]).mean().item() if stats[key] else float("nan")  # noqa: E731
     kl_sum = kl.sum(1)

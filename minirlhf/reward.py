@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .lora import LoRAConfig, merged
-from .models import amp_dtype, autocast, backward_step, completion_text, for_training, grad_scaler, prompt_text
+from .models import (amp_dtype, autocast, backward_step, completion_text, for_training, fuse_activations, grad_scaler,
+                     prompt_text)
 
 
 @dataclass
@@ -133,7 +134,7 @@ def rewards_of(model, batch: dict) -> torch.Tensor:
 def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 64,
           max_length: int = 192, format_prompts: bool = True) -> torch.Tensor:
     """Normalised rewards for (prompt, response) texts: (N,) on the CPU."""
-    model.eval()
+    fuse_activations(model).eval()
     out = [rewards_of(model, encode(tokenizer, prompts[i:i + batch_size], responses[i:i + batch_size], max_length,
                                     format_prompts))
            for i in range(0, len(prompts), batch_size)]

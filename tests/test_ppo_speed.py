@@ -3,7 +3,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from minirlhf.paths import base_model_dir
-from minirlhf.ppo import _positions, logprobs_of, response_mask, rollout
+from minirlhf.models import GELUTanh, fuse_activations
+from minirlhf.ppo import _positions, logprobs_of, response_mask, rollout, values_of
 
 
 def _model_and_tokenizer():
@@ -26,6 +27,8 @@ def test_rollout_logprobs_equal_a_full_forward_pass():
 
 
 def test_logits_to_keep_matches_the_whole_lm_head():
+    """logprobs_of asks for the LM head at the response positions only, and leaves the final
+    token out of the pass: the same log-probs as the whole sequence through the whole head."""
     model, tok = _model_and_tokenizer()
     batch = rollout(model, tok, PROMPTS, 16, 1.0, torch.Generator().manual_seed(1))
     mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
@@ -91,3 +94,46 @@ def test_fused_adamw_matches_the_plain_one():
     with torch.no_grad():
         la, lb = a(input_ids=ids, labels=ids).loss.item(), b(input_ids=ids, labels=ids).loss.item()
     assert abs(la - lb) < 1e-3 * abs(lb), (la, lb)   # measured: 1.6e-4 relative
+
+
+def test_values_leave_out_the_final_token():
+    """values_of runs the value model without the final token: V at every position before a
+    response token is the same as from a pass over the whole sequence."""
+    from transformers import GPT2ForSequenceClassification
+    model, tok = _model_and_tokenizer()
+    batch = rollout(model, tok, PROMPTS, 12, 1.0, torch.Generator().manual_seed(2))
+    mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
+    torch.manual_seed(0)
+    value = GPT2ForSequenceClassification(GPT2Config(**{**model.config.to_dict(), "num_labels": 1})).eval()
+    ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], mask], 1)
+    P, T = batch["prompt_ids"].shape[1], batch["response_ids"].shape[1]
+    with torch.no_grad():
+        hidden = value.transformer(input_ids=ids, attention_mask=attn, position_ids=_positions(attn)).last_hidden_state
+        whole = value.score(hidden[:, P - 1:P - 1 + T]).squeeze(-1)
+        trimmed = values_of(value, batch, mask)
+    assert trimmed.shape == whole.shape == (len(PROMPTS), T)
+    assert torch.allclose(whole * mask, trimmed * mask, atol=1e-5)
+
+
+def test_fused_gelu_matches_gpt2s_gelu_new(tmp_path):
+    """fuse_activations swaps gelu_new for one kernel: same outputs and gradients (to 1e-5),
+    and a checkpoint saved afterwards still says gelu_new."""
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=32, n_positions=16, n_layer=2, n_embd=16, n_head=2, activation_function="gelu_new")
+    a = GPT2LMHeadModel(cfg)
+    b = GPT2LMHeadModel(cfg)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()                                                     # no dropout; gradients still flow
+    assert fuse_activations(b) is b and fuse_activations(b) is b          # idempotent
+    assert sum(isinstance(m, GELUTanh) for m in b.modules()) == 2
+    assert not any(isinstance(m, GELUTanh) for m in a.modules())
+    ids = torch.randint(32, (3, 10))
+    la, lb = a(input_ids=ids, labels=ids).loss, b(input_ids=ids, labels=ids).loss
+    la.backward()
+    lb.backward()
+    assert abs(la.item() - lb.item()) < 1e-5
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-5), name
+    b.save_pretrained(tmp_path)
+    assert GPT2Config.from_pretrained(tmp_path).activation_function == "gelu_new"
