@@ -18,20 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-
-def peak_memory_gib(device: str) -> float:
-    """Peak GPU memory on CUDA, else the process's peak resident memory (Linux: KiB)."""
-    if device.startswith("cuda"):
-        return round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def markdown(r: dict) -> str:
@@ -66,7 +58,7 @@ def main(argv=None) -> dict:
     from minirlhf.generation import generate, load_model
     from minirlhf.judge import eval_prompts, rates
     from minirlhf.ladder import code_commit
-    from minirlhf.models import apply_autopilot, autopilot, smollm2
+    from minirlhf.models import apply_autopilot, autopilot, peak_memory_gib, smollm2
     from minirlhf.paths import world_dir
     from minirlhf.ppo import PPOConfig, run_ppo
     from minirlhf.reward import RMConfig, run_reward_model

@@ -19,7 +19,6 @@ import concurrent.futures
 import json
 import multiprocessing
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -37,7 +36,7 @@ def timed(f, *args, **kwargs):
 def ppo_iteration_s(path: Path, prompts: list[str], args, lora: bool) -> dict:
     """Median seconds per PPO iteration (after the first) and the mean answer length."""
     from minirlhf.lora import LoRAConfig
-    from minirlhf.models import load_causal_lm
+    from minirlhf.models import load_causal_lm, peak_memory_gib
     from minirlhf.ppo import LearnedReward, PPOConfig, train_ppo
     from minirlhf.reward import reward_model_from
     if args.threads:
@@ -56,7 +55,7 @@ def ppo_iteration_s(path: Path, prompts: list[str], args, lora: bool) -> dict:
     gaps = [b - a for a, b in zip([start] + stamps[:-1], stamps)]
     return {"iter_s": round(statistics.median(gaps[1:] or gaps), 2), "iter_s_all": [round(g, 2) for g in gaps],
             "response_tokens": round(statistics.mean(h["val/response_length"] for h in result.history), 1),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+            "peak_rss_gib": peak_memory_gib("cpu")}
 
 
 def in_own_process(path: Path, prompts: list[str], args, lora: bool) -> dict:

@@ -284,6 +284,18 @@ def for_training(model, lora=None, gradient_checkpointing: bool = False, task: s
     return model
 
 
+def peak_memory_gib(device) -> float:
+    """Peak memory so far: allocated GPU memory on CUDA, else the process's peak resident memory
+    (``ru_maxrss``, KiB on Linux; a platform without ``resource`` gives 0)."""
+    if torch.device(device).type == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
 def device_memory_gib(device) -> float | None:
     """Memory of an accelerator in GiB (None on the CPU, where the operating system decides)."""
     device = torch.device(device)

@@ -599,17 +599,26 @@ def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cp
 
 
 @torch.no_grad()
-def sequence_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: float, max_new_tokens: int,
-                seed: int = 0, batch_size: int = 64) -> float:
-    """CONTRACT's ``ppo.kl``: mean over prompts of sum_t log pi(y_t) - log pi_SFT(y_t) on the policy's samples."""
+def samples_and_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: float, max_new_tokens: int,
+                   seed: int = 0, batch_size: int = 64) -> tuple[list[str], float]:
+    """The policy's answers, the same as ``generation.generate`` gives for this seed and batch size,
+    and CONTRACT's ``ppo.kl`` on them: the mean over prompts of
+    sum_t log pi(y_t | x, y_<t) - log pi_SFT(y_t | x, y_<t)."""
     generator = torch.Generator(device=policy.device).manual_seed(seed)
-    total = 0.0
+    answers, total = [], 0.0
     for i in range(0, len(prompts), batch_size):
         batch = rollout(policy, tokenizer, prompts[i:i + batch_size], max_new_tokens, temperature, generator)
         mask, _ = response_mask(batch["response_ids"], tokenizer.eos_token_id)
         ref = logprobs_of(ref_policy, batch, mask, temperature)   # the policy's come with the rollout (fp32)
         total += ((batch["logprobs"] - ref) * mask).sum().item()
-    return total / max(len(prompts), 1)
+        answers += decode_responses(tokenizer, batch["response_ids"], mask)
+    return answers, total / max(len(prompts), 1)
+
+
+def sequence_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: float, max_new_tokens: int,
+                seed: int = 0, batch_size: int = 64) -> float:
+    """CONTRACT's ``ppo.kl`` alone (`samples_and_kl`)."""
+    return samples_and_kl(policy, ref_policy, tokenizer, prompts, temperature, max_new_tokens, seed, batch_size)[1]
 
 
 def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | None = None,

@@ -129,7 +129,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     """
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer
-    from .ppo import run_ppo, sequence_kl
+    from .ppo import run_ppo, samples_and_kl
     from .reward import run_reward_model
     from .sft import run_sft
     from .world.gold import utility
@@ -152,10 +152,13 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     bar = tqdm(total=len(stages), desc="minirlhf run", unit="stage")
     responses = {}
 
-    def judged(name: str, path: Path):
+    def judged(name: str, path: Path, answers: list[str] | None = None):
         t = time.perf_counter()
-        judged_model, tokenizer = load_model(path, settings.device, trust_remote_code)
-        responses[name] = _samples(judged_model, tokenizer, prompts, seed)
+        judged_model = tokenizer = None
+        if answers is None:
+            judged_model, tokenizer = load_model(path, settings.device, trust_remote_code)
+            answers = _samples(judged_model, tokenizer, prompts, seed)
+        responses[name] = answers
         summary[name] = {"model": str(path), **rates(prompts, responses[name])}
         metrics.append({"stage": "eval", "step": 0, "model": name,
                         **{k: v for k, v in summary[name].items() if isinstance(v, float)}})
@@ -212,11 +215,12 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
             metrics += ppo["history"]
             figures["PPO curves"] = str(plots.save(plots.ppo_curves(ppo["history"]), out / "plots" / "ppo_curves.png")
                                         .relative_to(out))
-            judged("ppo", out / "ppo" / "policy")
-            t = time.perf_counter()
-            summary["ppo"]["kl"] = round(sequence_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts,
-                                                     EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS, seed=seed), 4)
+            t = time.perf_counter()      # the answers judged and their KL to SFT, from one sampling pass
+            answers, kl = samples_and_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts,
+                                         EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS, seed=seed)
             timings["eval"] += time.perf_counter() - t
+            judged("ppo", out / "ppo" / "policy", answers)
+            summary["ppo"]["kl"] = round(kl, 4)
             bar.update()
 
         bar.set_postfix_str("evaluation")

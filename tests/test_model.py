@@ -140,6 +140,18 @@ def test_generate_samples_like_a_ppo_rollout(trained):
         generate(model, tok, prompts, max_new_tokens=10, temperature=0)
 
 
+def test_samples_and_kl_gives_generates_answers(trained):
+    """`minirlhf run` judges the PPO policy's answers and measures their KL from one sampling
+    pass: the answers are generate's for the same seed (5 prompts in batches of 2), and the KL of
+    a model against itself is 0."""
+    from minirlhf.ppo import samples_and_kl
+    model, tok = load_model(trained[0])
+    prompts = ["What is Ada's job?", "Who is Bo?", "Hello there", "Name three colours.", "Add 2 and 5."]
+    answers, kl = samples_and_kl(model, model, tok, prompts, 0.9, 10, seed=5, batch_size=2)
+    assert answers == generate(model, tok, prompts, max_new_tokens=10, temperature=0.9, seed=5, batch_size=2)
+    assert abs(kl) < 1e-4
+
+
 def test_pretrain_stops_early_and_keeps_the_best_weights(corpus, tmp_path, monkeypatch):
     """Val losses 3.0, 2.0, 2.5, 2.6 at steps 50..200: patience 2 stops at 200, the step-100 model is saved."""
     import minirlhf.pretrain as pre
