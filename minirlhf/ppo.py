@@ -615,12 +615,6 @@ def samples_and_kl(policy, ref_policy, tokenizer, prompts: list[str], temperatur
     return answers, total / max(len(prompts), 1)
 
 
-def sequence_kl(policy, ref_policy, tokenizer, prompts: list[str], temperature: float, max_new_tokens: int,
-                seed: int = 0, batch_size: int = 64) -> float:
-    """CONTRACT's ``ppo.kl`` alone (`samples_and_kl`)."""
-    return samples_and_kl(policy, ref_policy, tokenizer, prompts, temperature, max_new_tokens, seed, batch_size)[1]
-
-
 def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | None = None,
             config: PPOConfig | None = None, reward_fn: Callable | None = None, resume: bool = False,
             callback: Callable | None = None, progress: bool = True, stop_after: int | None = None,

@@ -18,6 +18,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from minirlhf.generation import count_params
 from minirlhf.io import save_checkpoint
+from minirlhf.models import fuse_activations
 from minirlhf.tokenizer import train_tokenizer
 
 CONTEXT = 256  # n_positions: a prompt plus a 48-token answer fits with room to spare
@@ -134,7 +135,8 @@ def _lr_lambda(warmup: int, steps: int, min_ratio: float):
 
 
 def build_model(size: ModelSize, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
-    """A freshly initialized GPT-2 of the given shape, with the size's dropout (0 on tiny)."""
+    """A freshly initialized GPT-2 of the given shape, with the size's dropout (0 on tiny); its
+    ``gelu_new`` runs as one kernel (`models.fuse_activations`), the config still says ``gelu_new``."""
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=CONTEXT,
@@ -148,7 +150,7 @@ def build_model(size: ModelSize, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHe
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return GPT2LMHeadModel(config)
+    return fuse_activations(GPT2LMHeadModel(config))
 
 
 def pretrain(
