@@ -36,3 +36,21 @@ def test_real_model_run_measures_win_rates_and_saves_its_result(tmp_path, capsys
 def test_sampling_speed_times_both_samplers():
     out = _script("sampling_speed").main(["--n", "8", "--new-tokens", "4", "--repeats", "1"])
     assert out["n"] == 8 and out["generate_s"] > 0 and out["model_generate_s"] > 0 and out["speedup"] > 0
+
+
+def test_rm_limits_trains_every_variant_on_the_same_samples(tmp_path, capsys):
+    from minirlhf.paths import base_model_dir
+    limits = _script("rm_limits")
+    saved = tmp_path / "limits.json"
+    out = limits.main(["--sft", str(base_model_dir("tiny")), "--max-prompts", "20", "--epochs", "1", "--save", str(saved)])
+    assert json.loads(saved.read_text()) == out
+    assert set(out["variants"]) == {"labelers", "labelers_half", "labelers_quarter", "gold"}
+    v = out["variants"]
+    assert v["labelers"]["train_prompts"] == v["gold"]["train_prompts"] == 16
+    assert v["labelers_half"]["train_prompts"] == 8 and v["labelers_quarter"]["train_prompts"] == 4
+    for x in v.values():
+        assert 0 <= x["accuracy_gold"] <= 1 and x["pairs_content"] == x["pairs_content_passage"] + x["pairs_content_other"]
+        assert x["pairs_close"] + x["pairs_content"] > 0
+    capsys.readouterr()
+    limits.main(["--show", str(saved)])
+    assert "| gold | 16 |" in capsys.readouterr().out

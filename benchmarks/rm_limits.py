@@ -1,0 +1,166 @@
+"""What limits the reward model: its held-out accuracy against gold as its training data changes.
+
+    python benchmarks/rm_limits.py --save data/results/rm_limits_cpu.json   # ~8 minutes on 2 CPU cores
+    python benchmarks/rm_limits.py --k9                                     # also K = 9 (~5 minutes more)
+    python benchmarks/rm_limits.py --show data/results/rm_limits_cpu.json   # a saved result as markdown
+
+The reward-model stage as `minirlhf run` does it (`RMConfig` defaults; SFT from the shipped tiny
+base model, or `--sft PATH`): K = 4 samples of the SFT policy per comparison prompt, ranked by
+simulated labelers calibrated on these very pairs; held-out comparisons drawn the same way on
+prompts never trained on. One reward model is trained per variant, all on the same samples:
+
+- `labelers`: the stage's own rankings, every training prompt;
+- `labelers_half`, `labelers_quarter`: the first half and quarter of those prompts;
+- `gold`: the same responses ranked by the noise-free gold utility instead of labelers;
+- `k9` (`--k9`): nine samples per prompt instead of four (new samples, held-out too).
+
+Each reports accuracy against gold on held-out pairs that gold does not tie, split into close
+pairs (|U(a) - U(b)| <= 0.3: a few words longer or shorter, a little politeness) and content
+pairs (a wrong fact, a missed item, a refusal), and the content pairs into passage tasks
+(closed QA, summaries, extraction: the answer must be read from the prompt) and the rest.
+Prints one JSON line; `--save` also writes it with the command, commit and device.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from itertools import combinations
+from pathlib import Path
+
+import torch
+
+CONTENT = 0.3                                          # |U(a) - U(b)| above this: a content pair
+PASSAGE_TASKS = ("closed_qa", "summarization", "extraction")
+
+
+def gold_ranked(rows: list[dict]) -> list[dict]:
+    """Rows ranked best first by the noise-free gold utility."""
+    return [dict(r, ranking=sorted(range(len(r["utilities"])), key=lambda i: -r["utilities"][i])) for r in rows]
+
+
+def breakdown(model, tokenizer, rows: list[dict], max_length: int) -> dict:
+    """Accuracy against gold on non-tied held-out pairs: close, content, content on passage tasks, other content."""
+    from minirlhf.reward import score
+    from minirlhf.world.prompts import parse_prompt
+    prompts = [r["prompt"] for r in rows for _ in r["responses"]]
+    r_all = score(model, tokenizer, prompts, [y for r in rows for y in r["responses"]], max_length=max_length).tolist()
+    hits = {"close": [], "content": [], "content_passage": [], "content_other": []}
+    start = 0
+    for row in rows:
+        k, u = len(row["responses"]), row["utilities"]
+        r, start = r_all[start:start + k], start + k
+        passage = parse_prompt(row["prompt"]).category in PASSAGE_TASKS
+        for a, b in combinations(range(k), 2):
+            if u[a] == u[b]:
+                continue
+            hi, lo = (a, b) if u[a] > u[b] else (b, a)
+            hit = 1.0 if r[hi] > r[lo] else 0.5 if r[hi] == r[lo] else 0.0
+            if abs(u[a] - u[b]) <= CONTENT:
+                hits["close"].append(hit)
+            else:
+                hits["content"].append(hit)
+                hits["content_passage" if passage else "content_other"].append(hit)
+    out = {}
+    for name, xs in hits.items():
+        out[f"accuracy_gold_{name}"] = round(sum(xs) / len(xs), 4) if xs else None
+        out[f"pairs_{name}"] = len(xs)
+    return out
+
+
+def train_and_measure(sft: Path, rankings: list[dict], heldout: list[dict], tau: float, config) -> dict:
+    from minirlhf.reward import evaluate, reward_model_from, train_reward_model
+    from minirlhf.world.labelers import Labeler
+    model, tokenizer = reward_model_from(sft, device=config.device)
+    result = train_reward_model(model, tokenizer, rankings, config, progress=False)
+    m = evaluate(result.model, tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)
+    return {"train_prompts": len(rankings), "train_s": round(result.seconds, 1),
+            "accuracy_gold": m["accuracy_gold"], "accuracy_labelers": m["accuracy_labelers"],
+            "gold_tie_share": m["gold_tie_share"], **breakdown(result.model, tokenizer, heldout, config.max_length)}
+
+
+def comparisons(sft: Path, prompts: list[str], config) -> tuple[list[dict], list[dict], float, list[dict]]:
+    """Training rows, their labeler rankings, tau, and the ranked held-out rows: as the RM stage draws them."""
+    from minirlhf.generation import load_model
+    from minirlhf.reward import calibrate_tau, rank_comparisons, sample_comparisons
+    from minirlhf.world.labelers import Labeler
+    n_held = int(len(prompts) * config.heldout_fraction)
+    policy, tokenizer = load_model(sft, device=config.device)
+    train_rows = sample_comparisons(policy, tokenizer, prompts[n_held:], config, seed=config.seed + 1)
+    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
+    tau = calibrate_tau(train_rows)
+    return (train_rows, rank_comparisons(train_rows, Labeler(tau, seed=10 * config.seed + 1)), tau,
+            rank_comparisons(held_rows, Labeler(tau, seed=10 * config.seed + 2)))
+
+
+def markdown(r: dict) -> str:
+    """A saved result as a markdown table."""
+    head = ("| variant | training prompts | vs gold (non-tied) | close pairs | content pairs | content, passage tasks "
+            "| content, other | vs labelers | train time |\n|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    rows = [f"| {name} | {v['train_prompts']} | {fmt(v['accuracy_gold'])} | {fmt(v['accuracy_gold_close'])} "
+            f"({v['pairs_close']}) | {fmt(v['accuracy_gold_content'])} ({v['pairs_content']}) | "
+            f"{fmt(v['accuracy_gold_content_passage'])} ({v['pairs_content_passage']}) | "
+            f"{fmt(v['accuracy_gold_content_other'])} ({v['pairs_content_other']}) | {fmt(v['accuracy_labelers'])} | "
+            f"{v['train_s']:.0f} s |" for name, v in r["variants"].items()]
+    return "\n".join([head] + rows)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sft", default=None, help="an SFT checkpoint (default: SFT of the shipped tiny model, seed --seed)")
+    p.add_argument("--out", default="runs/rm_limits", help="where the SFT checkpoint goes when --sft is not given")
+    p.add_argument("--max-prompts", type=int, default=None, help="use the first N comparison prompts (default: all)")
+    p.add_argument("--epochs", type=int, default=None, help="RM epochs (default: RMConfig's)")
+    p.add_argument("--k9", action="store_true", help="also train on K = 9 samples per prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--save", default=None, help="write the result as JSON here")
+    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    args = p.parse_args(argv)
+    from minirlhf.io import read_json, read_jsonl, write_json_atomic
+    if args.show:
+        r = read_json(args.show)
+        print(markdown(r))
+        return r
+    from minirlhf.ladder import code_commit
+    from minirlhf.paths import base_model_dir, world_dir
+    from minirlhf.reward import RMConfig
+    config = RMConfig(seed=args.seed, device=args.device, max_prompts=args.max_prompts)
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
+    start = time.perf_counter()
+    sft = Path(args.sft) if args.sft else None
+    if sft is None:
+        from minirlhf.sft import SFTConfig, run_sft
+        sft = Path(args.out) / "sft"
+        run_sft(base_model_dir("tiny"), sft, SFTConfig(seed=args.seed, device=args.device), progress=False)
+    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
+    prompts = prompts[:config.max_prompts]
+    train_rows, rankings, tau, heldout = comparisons(sft, prompts, config)
+    n = len(rankings)
+    variants = {"labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
+                "gold": gold_ranked(train_rows)}
+    out = {"bench": "rm_limits", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+           "commit": code_commit(), "device": args.device, "torch": torch.__version__,
+           "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(tau, 4),
+           "k": config.k, "epochs": config.epochs, "variants": {}}
+    for name, data in variants.items():
+        out["variants"][name] = train_and_measure(sft, data, heldout, tau, config)
+        print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
+    if args.k9:
+        k9 = replace(config, k=9)
+        _, rankings9, tau9, heldout9 = comparisons(sft, prompts, k9)
+        out["variants"]["k9"] = {**train_and_measure(sft, rankings9, heldout9, tau9, k9), "labelers_tau": round(tau9, 4)}
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(out))
+    if args.save:
+        write_json_atomic(args.save, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
