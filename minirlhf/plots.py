@@ -170,6 +170,30 @@ def ladder(analysis: dict, key: str = "gold"):
     return fig
 
 
+RM_PAIR_KINDS = {"close": "close pairs", "content_passage": "content: passage tasks", "content_other": "content: other"}
+
+
+def rm_limits(result: dict):
+    """The reward model's held-out accuracy against gold by kind of pair, one group per training
+    variant (``benchmarks/rm_limits.py``'s result)."""
+    plt = _plt()
+    variants = list(result["variants"])
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    width = 0.8 / len(RM_PAIR_KINDS)
+    for i, (kind, label) in enumerate(RM_PAIR_KINDS.items()):
+        bars = ax.bar([v + i * width for v in range(len(variants))],
+                      [result["variants"][name][f"accuracy_gold_{kind}"] or 0 for name in variants], width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.axhline(0.75, color="C3", ls="--", lw=1, label="target overall")
+    ax.set_xticks([v + 0.4 - width / 2 for v in range(len(variants))],
+                  [f"{name}\n{result['variants'][name]['train_prompts']} prompts" for name in variants], fontsize=8)
+    ax.set(ylim=(0, 1.12), ylabel="accuracy vs gold", title="What the reward model gets right, by kind of pair")
+    ax.legend(fontsize=8, loc="upper center", ncol=4)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path: str | Path) -> Path:
     """Save a figure (creating the folder) and close it."""
     path = Path(path)

@@ -411,7 +411,7 @@ def reward_model() -> list:
             from minirlhf.judge import eval_prompts
             from minirlhf.labeling import (LabelingSession, LabelingWidget, agreement_with_gold, labels_to_pairs,
                                            make_items, simulated_labels)
-            from minirlhf.paths import world_dir
+            from minirlhf.paths import data_dir, world_dir
             from minirlhf.reward import RMConfig, pairwise_loss, ranking_loss, ranking_pairs, run_reward_model
             from minirlhf.sft import SFTConfig, run_sft
         '''),
@@ -512,6 +512,28 @@ def reward_model() -> list:
         code('''
             plots.reward_histogram(m["chosen_rewards"], m["rejected_rewards"]);
         '''),
+        md("""
+            ## What limits it
+
+            The paper's 6B reward model agreed with held-out labelers about 72% of the time. Ours
+            agrees with gold on far fewer pairs. `benchmarks/rm_limits.py` found out why by training the
+            same reward model on the same samples several ways: with the labelers' rankings, with half
+            or a quarter of them, with the noise-free gold rankings, and with K = 9 samples per prompt.
+            It splits the held-out pairs into *close* pairs (gold utilities within 0.3: a few words
+            longer, a little politer) and *content* pairs (a wrong fact, a missed item). Passage tasks,
+            where the answer has to be read from the prompt, are shown apart. Its saved result,
+            measured on 2 CPU cores (`docs/reward_model.md`):
+        """),
+        code('''
+            limits = read_json(data_dir() / "results" / "rm_limits_cpu.json")
+            plots.rm_limits(limits);
+        '''),
+        md("""
+            Clean labels fix the close calls, but whatever it is trained on, the reward model gets
+            only about 6 content pairs in 10 right: a 1M-parameter model cannot check whether an
+            answer is true. PPO can only push the policy towards what the reward model sees;
+            `04_ppo.ipynb` shows where that leads.
+        """),
         md("""
             ## You are the labeler
 
