@@ -71,29 +71,27 @@ def breakdown(model, tokenizer, rows: list[dict], max_length: int) -> dict:
     return out
 
 
-def train_and_measure(sft: Path, rankings: list[dict], heldout: list[dict], tau: float, config) -> dict:
-    from minirlhf.reward import evaluate, reward_model_from, train_reward_model
-    from minirlhf.world.labelers import Labeler
+def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config) -> dict:
+    from minirlhf.reward import evaluate, fresh_labeler, reward_model_from, train_reward_model
     model, tokenizer = reward_model_from(sft, device=config.device)
     result = train_reward_model(model, tokenizer, rankings, config, progress=False)
-    m = evaluate(result.model, tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)
+    m = evaluate(result.model, tokenizer, drawn["heldout"], fresh_labeler(drawn["tau"], config),
+                 config.max_length)
     return {"train_prompts": len(rankings), "train_s": round(result.seconds, 1),
             "accuracy_gold": m["accuracy_gold"], "accuracy_labelers": m["accuracy_labelers"],
-            "gold_tie_share": m["gold_tie_share"], **breakdown(result.model, tokenizer, heldout, config.max_length)}
+            "gold_tie_share": m["gold_tie_share"],
+            **breakdown(result.model, tokenizer, drawn["heldout"], config.max_length)}
 
 
-def comparisons(sft: Path, prompts: list[str], config) -> tuple[list[dict], list[dict], float, list[dict]]:
-    """Training rows, their labeler rankings, tau, and the ranked held-out rows: as the RM stage draws them."""
+def comparisons(sft: Path, prompts: list[str], config) -> dict:
+    """The comparisons exactly as the RM stage draws them (`reward.draw_comparisons`)."""
     from minirlhf.generation import load_model
-    from minirlhf.reward import calibrate_tau, rank_comparisons, sample_comparisons
-    from minirlhf.world.labelers import Labeler
-    n_held = int(len(prompts) * config.heldout_fraction)
+    from minirlhf.io import read_json
+    from minirlhf.paths import world_dir
+    from minirlhf.reward import draw_comparisons
     policy, tokenizer = load_model(sft, device=config.device)
-    train_rows = sample_comparisons(policy, tokenizer, prompts[n_held:], config, seed=config.seed + 1)
-    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
-    tau = calibrate_tau(train_rows)
-    return (train_rows, rank_comparisons(train_rows, Labeler(tau, seed=10 * config.seed + 1)), tau,
-            rank_comparisons(held_rows, Labeler(tau, seed=10 * config.seed + 2)))
+    tau = read_json(world_dir() / "world.json")["labelers"]["tau"]      # used as is unless calibrate_labelers
+    return draw_comparisons(policy, tokenizer, prompts, config, tau)
 
 
 def markdown(r: dict) -> str:
@@ -140,21 +138,22 @@ def main(argv=None) -> dict:
         run_sft(base_model_dir("tiny"), sft, SFTConfig(seed=args.seed, device=args.device), progress=False)
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
     prompts = prompts[:config.max_prompts]
-    train_rows, rankings, tau, heldout = comparisons(sft, prompts, config)
-    n = len(rankings)
+    drawn = comparisons(sft, prompts, config)
+    rankings, n = drawn["rankings"], len(drawn["rankings"])
     variants = {"labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
-                "gold": gold_ranked(train_rows)}
+                "gold": gold_ranked(drawn["train_rows"])}
     out = {"bench": "rm_limits", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
            "commit": code_commit(), "device": args.device, "torch": torch.__version__,
-           "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(tau, 4),
+           "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(drawn["tau"], 4),
            "k": config.k, "epochs": config.epochs, "variants": {}}
     for name, data in variants.items():
-        out["variants"][name] = train_and_measure(sft, data, heldout, tau, config)
+        out["variants"][name] = train_and_measure(sft, data, drawn, config)
         print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
     if args.k9:
         k9 = replace(config, k=9)
-        _, rankings9, tau9, heldout9 = comparisons(sft, prompts, k9)
-        out["variants"]["k9"] = {**train_and_measure(sft, rankings9, heldout9, tau9, k9), "labelers_tau": round(tau9, 4)}
+        drawn9 = comparisons(sft, prompts, k9)
+        out["variants"]["k9"] = {**train_and_measure(sft, drawn9["rankings"], drawn9, k9),
+                                 "labelers_tau": round(drawn9["tau"], 4)}
     out["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(out))
     if args.save:

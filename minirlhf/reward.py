@@ -183,6 +183,31 @@ def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
     return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
 
 
+def draw_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, tau: float, train: bool = True) -> dict:
+    """The RM stage's comparisons: the first ``heldout_fraction`` of ``prompts`` held out, K samples
+    of ``policy`` per prompt (``train=False``: the held-out ones only), the labelers' ``tau``
+    calibrated on these pairs when ``config.calibrate_labelers``, and every row ranked by a labeler.
+
+    Returns ``train_rows`` and ``held_rows`` (with gold ``utilities``), ``tau``, their labeler
+    rankings ``rankings`` and ``heldout`` (`fresh_labeler` gives the labeler that judges held-out accuracy).
+    """
+    from .world.labelers import Labeler
+    n_held = int(len(prompts) * config.heldout_fraction)
+    train_rows = sample_comparisons(policy, tokenizer, prompts[n_held:], config, seed=config.seed + 1) if train else []
+    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
+    if config.calibrate_labelers:
+        tau = calibrate_tau(train_rows or held_rows)
+    return {"train_rows": train_rows, "held_rows": held_rows, "tau": tau,
+            "rankings": rank_comparisons(train_rows, Labeler(tau, seed=10 * config.seed + 1)),
+            "heldout": rank_comparisons(held_rows, Labeler(tau, seed=10 * config.seed + 2))}
+
+
+def fresh_labeler(tau: float, config: RMConfig):
+    """A labeler draw independent of the rankings of `draw_comparisons`, new on every call."""
+    from .world.labelers import Labeler
+    return Labeler(tau, seed=10 * config.seed + 3)
+
+
 def utility_pairs(rows: list[dict]) -> list[tuple[float, float]]:
     """The gold utilities of every pair of responses to the same prompt."""
     return [(row["utilities"][a], row["utilities"][b]) for row in rows
@@ -344,21 +369,15 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     from .generation import load_model
     from .io import read_jsonl
     from .paths import world_dir
-    from .world.labelers import Labeler, expected_agreement, gold_agreement
+    from .world.labelers import expected_agreement, gold_agreement
     config = config or RMConfig()
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
     prompts = prompts[:config.max_prompts]
-    n_held = int(len(prompts) * config.heldout_fraction)
     t0 = time.perf_counter()
     policy, tokenizer = load_model(sft_path, device=config.device, trust_remote_code=trust_remote_code)
-    train_rows = [] if human_only else sample_comparisons(policy, tokenizer, prompts[n_held:], config,
-                                                          seed=config.seed + 1)
-    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
-    if config.calibrate_labelers:
-        tau = calibrate_tau(train_rows or held_rows)
-    rankings = rank_comparisons(train_rows, Labeler(tau, seed=10 * config.seed + 1))
-    heldout = rank_comparisons(held_rows, Labeler(tau, seed=10 * config.seed + 2))
+    drawn = draw_comparisons(policy, tokenizer, prompts, config, tau, train=not human_only)
+    tau, rankings, heldout, held_rows = drawn["tau"], drawn["rankings"], drawn["heldout"], drawn["held_rows"]
     if human_pairs:
         rankings += load_rankings(human_pairs)
     sampling_s = time.perf_counter() - t0
@@ -368,7 +387,7 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     model = result.model
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
     offset = normalise(model, rm_tokenizer, demos, config.max_length)
-    metrics = evaluate(model, rm_tokenizer, heldout, Labeler(tau, seed=10 * config.seed + 3), config.max_length)
+    metrics = evaluate(model, rm_tokenizer, heldout, fresh_labeler(tau, config), config.max_length)
     held_pairs = utility_pairs(held_rows)
     metrics["labelers_tau"] = round(tau, 6)
     metrics["labeler_labeler_agreement"] = round(expected_agreement(held_pairs, tau), 4)
