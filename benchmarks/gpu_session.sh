@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # One GPU session, in one command: minirlhf's PPO benchmark and TRL's anchor on the same GPU,
-# one after the other, then the size ladder (`minirlhf ladder`). Results land in $OUT:
-#   env.txt, bench_minirlhf.json, bench_trl.json, ladder.json, logs.txt
+# one after the other, a profile of one minirlhf iteration, then the size ladder (`minirlhf ladder`),
+# its largest size pretrained first at several settings (benchmarks/pretrain_sweep.py).
+# Results land in $OUT: env.txt, bench_minirlhf.json, bench_trl.json, profile.md, sweep.json,
+# ladder.json, logs.txt
 #
 #   OUT=/tmp/gpu WHEELS=.whl ANCHOR=../shared/bench/trl_ppo_anchor.py bash benchmarks/gpu_session.sh
 #
 # WHEELS: a folder of wheels for TRL's anchor (trl, datasets, dill, multiprocess), installed into
 # /tmp/site when the machine lacks them. BUDGET: seconds for the whole script (default 560);
 # the ladder gets what the benchmarks leave and writes what finished by then. BENCH=0 skips the
-# minirlhf benchmark, an empty ANCHOR the TRL one; RUNGS picks the ladder's sizes and seeds.
+# minirlhf benchmark, an empty ANCHOR the TRL one; RUNGS picks the ladder's sizes and seeds;
+# SWEEP_SIZE and SWEEP ("--try ... --try ...") the sweep (an empty SWEEP skips it).
 set -u
 OUT=${OUT:-/tmp/gpu_session}; BUDGET=${BUDGET:-560}; RUNGS=${RUNGS:-"tiny:0,1,2 small:0 large:0,1,2"}
 mkdir -p "$OUT"; START=$(date +%s); ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +41,18 @@ if [ -n "${ANCHOR:-}" ]; then
   log "TRL anchor"
   (cd /tmp && timeout 180 python3 "$ANCHOR" > "$OUT/bench_trl.json" 2>> "$OUT/logs.txt")
   tail -c 2000 "$OUT/bench_trl.json"
+fi
+if [ "${BENCH:-1}" = 1 ]; then
+  log "CUDA-graph test, then one profiled minirlhf iteration"
+  python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/test_ppo_speed.py" -k cuda >> "$OUT/logs.txt" 2>&1; tail -n 3 "$OUT/logs.txt"
+  timeout 120 python3 "$ROOT/benchmarks/ppo_speed.py" --iterations 6 --profile "$OUT/profile.md" >> "$OUT/logs.txt" 2>&1
+  head -n 9 "$OUT/profile.md"
+fi
+if [ -n "${SWEEP:-}" ]; then
+  log "pretraining sweep: ${SWEEP_SIZE:-large} $SWEEP"
+  python3 "$ROOT/benchmarks/pretrain_sweep.py" --size ${SWEEP_SIZE:-large} --device ${DEVICE:-cuda} --out /tmp/sweep \
+    --best /tmp/ladder/base-${SWEEP_SIZE:-large} --timeout $(( $(left) / 2 )) $SWEEP >> "$OUT/logs.txt" 2>&1
+  cp /tmp/sweep/sweep.json "$OUT/" 2>/dev/null; tail -n 5 "$OUT/logs.txt"
 fi
 
 log "ladder: $RUNGS"

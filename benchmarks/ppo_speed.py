@@ -19,7 +19,9 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -69,6 +71,8 @@ def main(argv=None) -> dict:
     p.add_argument("--response", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--grid", action="store_true", help="batch and response length x1, x2: a markdown table")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="profile the 5th iteration (torch.profiler): time per part of PPO and the top kernels to FILE")
     args = p.parse_args(argv)
     if args.grid:
         return grid(args)
@@ -87,10 +91,14 @@ def main(argv=None) -> dict:
     if not cpu:
         torch.cuda.reset_peak_memory_stats()
 
+    prof = profiler(cpu) if args.profile else None
+
     def clock(metrics, result):
         if not cpu:
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        if prof is not None and len(stamps) in (4, 5):
+            prof.start() if len(stamps) == 4 else (prof.stop(), write_profile(prof, cpu, args.profile))
 
     t0 = time.perf_counter()
     train_ppo(policy, ref, value, LearnedReward(reward.to(args.device), tokenizer, format_prompts=False), tokenizer,
@@ -107,6 +115,25 @@ def main(argv=None) -> dict:
            "peak_gpu_GiB": None if cpu else round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     print(json.dumps(out))
     return out
+
+
+def profiler(cpu: bool):
+    from torch.profiler import ProfilerActivity, profile
+    return profile(activities=[ProfilerActivity.CPU] + ([] if cpu else [ProfilerActivity.CUDA]))
+
+
+def write_profile(prof, cpu: bool, path: str) -> None:
+    """Wall (CPU-side) and device time of each ``ppo/...`` range of one iteration, then the top ops."""
+    events = prof.key_averages()
+    dev = "cpu" if cpu else "device"
+    attr = "self_cpu_time_total" if cpu else "self_device_time_total"
+    total = lambda e: getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0))  # noqa: E731
+    lines = [f"| part | wall ms | {dev} ms |", "|---|---|---|"]
+    for e in sorted((e for e in events if e.key.startswith("ppo/")), key=lambda e: -e.cpu_time_total):
+        lines.append(f"| {e.key} | {e.cpu_time_total / 1e3:.1f} | {(e.cpu_time_total if cpu else total(e)) / 1e3:.1f} |")
+    lines += ["", events.table(sort_by=attr, row_limit=30)]
+    Path(path).write_text("\n".join(lines))
+    print("\n".join(lines[:12]), file=sys.stderr)
 
 
 def grid(args) -> dict:

@@ -23,7 +23,10 @@ def _pretrain(args) -> None:
     from .settings import get_settings
     settings = get_settings(device=args.device, seed=args.seed)
     out = args.out or str(base_model_dir(args.size))
-    info = pretrain(args.size, out_dir=out, device=settings.device, seed=args.seed, steps=args.steps)
+    overrides = {k: getattr(args, k) for k in ("lr", "dropout", "eval_every", "batch_size")
+                 if getattr(args, k) is not None}
+    info = pretrain(args.size, out_dir=out, device=settings.device, seed=args.seed, steps=args.steps,
+                    progress=not args.quiet, **overrides)
     info = {k: v for k, v in info.items() if k != "history"}
     print(json.dumps(info, indent=2))
     print(f"saved the {args.size} base model to {out}")
@@ -91,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: data/models/base-SIZE)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--steps", type=int, default=None, help="override the size's number of steps")
+    p.add_argument("--lr", type=float, default=None, help="override the size's peak learning rate")
+    p.add_argument("--dropout", type=float, default=None, help="override the size's dropout")
+    p.add_argument("--batch-size", type=int, default=None, help="override the size's blocks per step")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_pretrain)
 

@@ -240,7 +240,8 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
     def size_chain(size: str, seeds: list[int]) -> None:
         base = base_model_dir(size)
         if not (base / "config.json").exists():
-            base = out / f"base-{size}"
+            base = out / f"base-{size}"     # pretrained here, unless an earlier run (or a sweep) left one
+        if not (base / "config.json").exists():
             cmd = [sys.executable, "-m", "minirlhf.cli", "pretrain", "--size", size, "--out", str(base),
                    "--device", device] + (["--steps", "60"] if fast else [])
             with slots:

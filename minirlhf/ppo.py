@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import static_decoding
 from .lora import LoRAConfig, load_weights, merged, unwrap
 from .models import amp_dtype, backward_step, for_training, fuse_activations, grad_scaler, prompt_text
 from .models import autocast as _autocast
@@ -231,17 +232,22 @@ def autocast(device, bf16: bool | None, fp16: bool | None = None):
 
 @torch.no_grad()
 def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
-            generator: torch.Generator, format_prompts: bool = True) -> dict:
+            generator: torch.Generator, format_prompts: bool = True, static: bool = True) -> dict:
     """Sample answers with a KV cache: prompts left-padded, logits / temperature.
 
     Returns prompt ids and mask (B, P), response ids (B, T) with pads after the first eos, and
     the sampling distribution's log-probability of each token and its entropy (B, T).
+    GPT-2 models go through ``static_decoding`` (a static cache; a CUDA graph on a GPU) unless
+    ``static=False``; other models through transformers' cache, one step at a time.
     """
     device = policy.device
     fuse_activations(policy)
     texts = [prompt_text(tokenizer, p) for p in prompts] if format_prompts else list(prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
     ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    if static and static_decoding.supports(policy):
+        return {"prompt_ids": ids, "prompt_mask": attn,
+                **_static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator)}
     out = policy(input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=True,
                  **_keep(policy, 1))
     cache_name, past, full_attn = _cache_name(policy), _cache_of(out), attn
@@ -269,6 +275,19 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
         past, logits = _cache_of(out), out.logits[:, -1]
     return {"prompt_ids": ids, "prompt_mask": attn, "response_ids": torch.stack(tokens, 1),
             "logprobs": torch.stack(logps, 1), "entropy": torch.stack(entropies, 1)}
+
+
+def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator) -> dict:
+    """``rollout`` through a ``StaticDecoder``. On a GPU the prompts are left-padded to a multiple of
+    16 tokens, so that a few CUDA graphs serve every batch; the pads are masked and cut off again."""
+    P = ids.shape[1]
+    if ids.is_cuda and P % 16:
+        extra = 16 - P % 16
+        ids = F.pad(ids, (extra, 0), value=tokenizer.pad_token_id)
+        attn = F.pad(attn, (extra, 0), value=0)
+    decoder = static_decoding.decoder_for(policy, ids.shape[0], ids.shape[1], max_new_tokens, temperature,
+                                          tokenizer.pad_token_id, tokenizer.eos_token_id)
+    return decoder.sample(ids, attn, generator)
 
 
 def _sequence(batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -482,6 +501,11 @@ def _non_finite(mask: torch.Tensor, **tensors) -> list[str]:
     return out
 
 
+def _label(name: str):
+    """A named range for ``torch.profiler`` (``benchmarks/ppo_speed.py --profile`` sums time by it)."""
+    return torch.profiler.record_function(name)
+
+
 def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, beta, optimizer,
                generators, corpus, gold, it, ckpt_dir) -> tuple[dict, list[dict]]:
     """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates."""
@@ -492,17 +516,19 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     amp = lambda: _autocast(policy.device, dtype)  # noqa: E731
     scaler = grad_scaler(policy.device, dtype)    # fp16 only; a pass-through otherwise
     with torch.no_grad():
-        with amp():
+        with amp(), _label("ppo/rollout"):
             batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, sampler,
                             config.format_prompts)
+        with amp(), _label("ppo/score"):
             old_logp, old_entropy = batch.pop("logprobs"), batch.pop("entropy")
             mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
             if dtype is not None:  # bf16/fp16: the cached steps and one full pass can differ
                 old_logp = logprobs_of(policy, batch, mask, config.temperature)
             ref_logp = logprobs_of(ref_policy, batch, mask, config.temperature)
             old_values = values_of(value_model, batch, mask)
-        responses = decode_responses(tokenizer, batch["response_ids"], mask)
-        scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
+        with _label("ppo/reward"):
+            responses = decode_responses(tokenizer, batch["response_ids"], mask)
+            scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
         scores = scores - config.missing_eos_penalty * (~has_eos).float()
         maskf = mask.float()
         kl = torch.where(mask.bool(), kl_per_token(old_logp, ref_logp, config.kl_estimator), 0)
@@ -521,7 +547,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         for s in range(0, B, config.mini_batch_size):
             mb = perm[s:s + config.mini_batch_size].to(mask.device)
             sub = {k: v[mb] for k, v in batch.items()}
-            with amp():
+            with amp(), _label("ppo/forward"):
                 if epoch == 0:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
                     logp, entropy = logprobs_of(policy, sub, mask[mb], config.temperature, with_entropy=True)
                     stats["entropy"].append(masked_mean(entropy, maskf[mb]))
@@ -546,8 +572,9 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                 raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {pg.item():.4g}, value "
                                f"{vf.item():.4g}; non-finite: {', '.join(bad) or 'none of its inputs'}): "
                                f"lower lr (now {config.lr}) or raise beta{where}")
-            backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
-                          config.max_grad_norm, scaler)
+            with _label("ppo/backward_step"):
+                backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
+                              config.max_grad_norm, scaler)
             for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
                              ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
                              ("ratio", pg_stats["ratio"])):

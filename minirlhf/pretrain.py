@@ -35,6 +35,7 @@ class ModelSize:
     batch_size: int  # blocks per step; small batches buy more steps for the same compute
     lr: float  # peak AdamW lr; smaller models tolerate larger lrs (GPT-3, Table 2.1)
     dropout: float = 0.0  # GPT-2's 0.1 for the rungs that see the 0.4M-token corpus dozens of times
+    eval_every: int = 500  # steps between held-out evaluations (early stopping keeps the best): 4 on tiny
 
 
 SIZES: dict[str, ModelSize] = {
@@ -65,7 +66,8 @@ class PretrainConfig:
     weight_decay: float = 0.1  # on matrices only, not biases/LayerNorms (GPT-3)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (GPT-3)
     grad_clip: float = 1.0  # global grad-norm clip (GPT-3)
-    eval_every: int = 500  # steps between held-out evaluations: 4 points on tiny's curve
+    dropout: float | None = None  # None: size.dropout
+    eval_every: int | None = None  # None: size.eval_every
     patience: int | None = 2  # stop after this many evaluations without a new best val loss (None: never);
     #                           the saved model is always the best one seen (early stopping, as the corpus
     #                           is only ~0.4M tokens and the larger rungs would otherwise memorise it)
@@ -80,6 +82,8 @@ class PretrainConfig:
             steps=self.steps or size.steps,
             batch_size=self.batch_size or size.batch_size,
             lr=self.lr or size.lr,
+            dropout=size.dropout if self.dropout is None else self.dropout,
+            eval_every=self.eval_every or size.eval_every,
         )
 
 
@@ -211,14 +215,14 @@ def pretrain(
         sched.step()
         window.append(loss.item())
         bar.set_postfix(loss=f"{window[-1]:.3f}")
-        if step % cfg.eval_every == 0 or step == ms.steps:
+        if step % ms.eval_every == 0 or step == ms.steps:
             val_loss = evaluate(model, val_blocks)
             history.append({"stage": "pretrain", "step": step, "loss": sum(window) / len(window), "val_loss": val_loss})
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val=f"{val_loss:.3f}")
             window = []
             if val_loss < best[0]:
                 best = (val_loss, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-            elif cfg.patience is not None and step - best[1] >= cfg.patience * cfg.eval_every:
+            elif cfg.patience is not None and step - best[1] >= cfg.patience * ms.eval_every:
                 break  # early stopping: the val loss has not improved for `patience` evaluations
     seconds = time.time() - start
     if best[2] is not None and best[1] != step:

@@ -99,6 +99,22 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
     return path
 
 
+def lr_scale(base_path) -> float:
+    """Learning rates for SFT, RM and PPO on a world base model, relative to the stage defaults.
+
+    The defaults were tuned on the shipped tiny base, pretrained at peak lr 2e-3; a larger
+    rung of the ladder is pretrained at a smaller lr (GPT-3, Table 2.1), and fine-tuning it at
+    tiny's rates wrecks it (the large SFT model's held-out corpus loss went 0.52 -> 3.6). So a
+    base pretrained at lr x fine-tunes at x / 2e-3 of each default. Other models: 1.
+    """
+    from .pretrain import SIZES
+    info = Path(base_path) / "pretrain_info.json" if Path(str(base_path)).exists() else None
+    if info is None or not info.exists():
+        return 1.0
+    lr = json.loads(info.read_text()).get("lr")
+    return float(lr) / SIZES["tiny"].lr if lr else 1.0
+
+
 def _pilot(base_model, device: str, lora: bool | None, configs) -> dict:
     """Size the stages for a real model (``models.autopilot``); ``lora`` True/False overrides its choice."""
     from .lora import LoRAConfig
@@ -139,13 +155,17 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     out.mkdir(parents=True, exist_ok=True)
     base_path = (Path(model) if Path(model).exists() else model) if model else base_model_dir("tiny")
     sft_config, rm_config, ppo_config = _stage_configs(settings)
+    scale = lr_scale(base_path)
+    if scale != 1.0:
+        sft_config.lr, rm_config.lr, ppo_config.lr = (c.lr * scale for c in (sft_config, rm_config, ppo_config))
     if ppo_iterations is not None:
         if ppo_iterations < 1:
             raise ValueError(f"ppo_iterations must be at least 1, not {ppo_iterations}")
         ppo_config.iterations = ppo_iterations
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
-    summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
+    summary = {"seed": seed, "device": settings.device, "fast": settings.fast,
+               "lr": {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}}
     world = json.loads((world_dir() / "world.json").read_text())
     summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
 

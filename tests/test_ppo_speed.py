@@ -1,4 +1,5 @@
 """Each speed-up of the PPO loop gives the same results as the plain way, within numerical tolerance."""
+import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -137,3 +138,48 @@ def test_fused_gelu_matches_gpt2s_gelu_new(tmp_path):
         assert torch.allclose(pa.grad, pb.grad, atol=1e-5), name
     b.save_pretrained(tmp_path)
     assert GPT2Config.from_pretrained(tmp_path).activation_function == "gelu_new"
+
+
+def test_static_cache_rollout_equals_transformers_loop():
+    """The static-cache sampler (a CUDA graph on a GPU) draws the same tokens as the plain loop
+    through transformers' cache, with the same log-probs and entropies: same uniforms, same maths.
+    Prompts of different lengths test the left padding; 16 steps at T=0.7 let some rows end."""
+    from minirlhf import static_decoding
+    model, tok = _model_and_tokenizer()
+    assert static_decoding.supports(model)
+    prompts = PROMPTS * 3
+    plain = rollout(model, tok, prompts, 16, 0.7, torch.Generator().manual_seed(4), static=False)
+    static = rollout(model, tok, prompts, 16, 0.7, torch.Generator().manual_seed(4))
+    assert torch.equal(plain["response_ids"], static["response_ids"])
+    assert torch.equal(plain["prompt_ids"], static["prompt_ids"])
+    for key in ("logprobs", "entropy"):
+        assert torch.allclose(plain[key], static[key], atol=1e-5), key
+    again = rollout(model, tok, prompts, 16, 0.7, torch.Generator().manual_seed(4))   # the kept decoder, reused
+    assert torch.equal(again["response_ids"], static["response_ids"])
+
+
+def test_static_decoding_only_for_plain_gpt2_attention():
+    from minirlhf import static_decoding
+    cfg = GPT2Config(vocab_size=32, n_positions=16, n_layer=1, n_embd=16, n_head=2)
+    assert static_decoding.supports(GPT2LMHeadModel(cfg))
+    cfg.scale_attn_by_inverse_layer_idx = True
+    assert not static_decoding.supports(GPT2LMHeadModel(cfg))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_rollout_equals_the_same_steps_run_eagerly():
+    """On a GPU each decoding step is a replayed CUDA graph; replaying must give exactly what the
+    same step gives run op by op (bf16 autocast, as in PPO)."""
+    from minirlhf import static_decoding
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=512, n_positions=128, n_layer=4, n_embd=256, n_head=4)).cuda().eval()
+    ids = torch.randint(3, 512, (8, 16), device="cuda")
+    attn = torch.ones_like(ids)
+    attn[:3, :5] = 0
+    out = []
+    for graph in (True, False):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            dec = static_decoding.StaticDecoder(model, 8, 16, 24, 1.0, 0, 1, torch.bfloat16, graph=graph)
+            out.append(dec.sample(ids, attn, torch.Generator(device="cuda").manual_seed(0)))
+    assert torch.equal(out[0]["response_ids"], out[1]["response_ids"])
+    assert torch.allclose(out[0]["logprobs"], out[1]["logprobs"], atol=1e-6)
