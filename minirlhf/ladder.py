@@ -78,7 +78,7 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
         record["params"] = count_params(tax(name)[0])
     io.write_json_atomic(out / "rung.json", record, indent=None)   # saved as we go: PPO-ptx may not finish
     t = time.perf_counter()
-    ptx_config = replace(_stage_configs(settings)[2], ptx_coef=PTX_COEF)
+    ptx_config = replace(_stage_configs(settings)[2], ptx_coef=PTX_COEF, lr=summary["lr"]["ppo"])  # run's lr_scale
     run_ppo(out / "sft", out / "rm", out / "ppo_ptx", ptx_config, progress=False)
     seconds_ptx = time.perf_counter() - t
     model, tokenizer = tax("ppo_ptx")

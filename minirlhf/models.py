@@ -238,15 +238,24 @@ def grad_scaler(device, dtype: torch.dtype | None):
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
-def backward_step(loss, optimizer, params, max_grad_norm: float, scaler) -> None:
+def backward_step(loss, optimizer, params, max_grad_norm: float, scaler, skip_non_finite: bool = False) -> bool:
     """``loss.backward()``, clip the global grad norm, step: through the scaler, which does
-    nothing unless fp16 is on (so the fp32 path is exactly the plain one)."""
+    nothing unless fp16 is on (so the fp32 path is exactly the plain one).
+
+    ``skip_non_finite``: where a gradient is NaN or inf, leave the weights alone (one NaN would
+    reach every weight through the global clip) and return False; the gradients stay for the
+    caller to inspect. Otherwise returns True.
+    """
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    if skip_non_finite and not torch.isfinite(norm):
+        scaler.update()
+        return False
     scaler.step(optimizer)
     scaler.update()
+    return True
 
 
 class GELUTanh(torch.nn.Module):

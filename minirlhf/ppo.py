@@ -16,6 +16,7 @@ import functools
 import inspect
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -151,9 +152,11 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     """PPO's clipped surrogate: mean_t max(-A_t * rho_t, -A_t * clip(rho_t, 1 - eps, 1 + eps)).
 
     rho_t = pi(y_t) / pi_old(y_t). Returns the loss and (clipfrac, approxkl, ratio).
+    log rho is capped at 20 before the exp: past e^88 the exp is inf in fp32, and where the clipped
+    branch wins (A > 0) its zero gradient times inf would be NaN; rho = e^20 is clipped already.
     """
     log_ratio = torch.where(mask.bool(), logp - old_logp, 0)   # masked first: exp(inf) past the eos would
-    ratio = torch.exp(log_ratio)                                 # give NaN gradients even where-masked later
+    ratio = torch.exp(log_ratio.clamp(max=20.0))                 # give NaN gradients even where-masked later
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
     loss = masked_mean(torch.max(unclipped, clipped), mask)
@@ -501,6 +504,13 @@ def _non_finite(mask: torch.Tensor, **tensors) -> list[str]:
     return out
 
 
+def _skipped_step_warning(it: int, *models) -> None:
+    """Say which weights got a NaN or inf gradient (the update was skipped, see backward_step)."""
+    bad = [n for m in models for n, p in m.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    warnings.warn(f"PPO iteration {it + 1}: non-finite gradients in {len(bad)} weights ({', '.join(bad[:4])}"
+                  f"{' ...' if len(bad) > 4 else ''}); this minibatch's update was skipped", stacklevel=2)
+
+
 def _label(name: str):
     """A named range for ``torch.profiler`` (``benchmarks/ppo_speed.py --profile`` sums time by it)."""
     return torch.profiler.record_function(name)
@@ -538,7 +548,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         advantages, returns = gae(rewards, old_values, maskf, config.gamma, config.lam)
         advantages = whiten(advantages, maskf)
     stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "entropy",
-                             "ptx_loss")}
+                             "ptx_loss", "skipped")}
     policy.train()
     value_model.train()
     B = len(prompts)
@@ -573,8 +583,11 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                                f"{vf.item():.4g}; non-finite: {', '.join(bad) or 'none of its inputs'}): "
                                f"lower lr (now {config.lr}) or raise beta{where}")
             with _label("ppo/backward_step"):
-                backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
-                              config.max_grad_norm, scaler)
+                stepped = backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
+                                        config.max_grad_norm, scaler, skip_non_finite=True)
+            if not stepped:
+                _skipped_step_warning(it, policy, value_model)
+            stats["skipped"].append(not stepped)
             for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
                              ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
                              ("ratio", pg_stats["ratio"])):
@@ -597,6 +610,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         "val/clipfrac_avg": avg("vf_clipfrac"),
         "val/ratio": avg("ratio"),
         "val/num_eos_tokens": int(has_eos.sum()),
+        "policy/skipped_steps": sum(stats["skipped"]),
         "val/response_length": mask.sum(1).float().mean().item(),
     }
     if config.ptx_coef > 0:

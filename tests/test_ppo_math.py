@@ -115,3 +115,28 @@ def test_masked_positions_never_reach_the_loss_or_its_gradient():
     assert torch.isfinite(a).all() and torch.isfinite(r).all()
     vf, _ = value_loss(torch.tensor([[0.1, 0.2, float("nan")]]), torch.zeros(1, 3), r, mask, 0.2)
     assert torch.isfinite(vf)
+
+
+def test_a_huge_ratio_gives_finite_gradients():
+    """A token whose probability rose by e^100 (log rho = 100) with A > 0: the clipped branch wins,
+    the loss is finite, and so is its gradient (exp(100) is inf in fp32; 0 * inf would be NaN)."""
+    logp = torch.tensor([[0.0, -1.0]], requires_grad=True)
+    old = torch.tensor([[-100.0, -1.0]])
+    loss, _ = policy_loss(logp, old, torch.tensor([[1.0, -1.0]]), torch.ones(1, 2), 0.2)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logp.grad).all()
+    assert logp.grad[0, 0] == 0          # clipped: no gradient, as PPO intends
+
+
+def test_backward_step_skips_a_non_finite_gradient():
+    """With skip_non_finite, a NaN gradient leaves every weight as it was (the global clip would
+    spread it to all of them) and the step reports False."""
+    from minirlhf.models import backward_step, grad_scaler
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    scaler = grad_scaler("cpu", None)
+    loss = (w * torch.tensor([1.0, float("nan"), 1.0])).sum()
+    assert backward_step(loss, opt, [w], 1.0, scaler, skip_non_finite=True) is False
+    assert torch.equal(w.detach(), torch.ones(3))
+    assert backward_step((w * 2).sum(), opt, [w], 1.0, scaler, skip_non_finite=True) is True
+    assert not torch.equal(w.detach(), torch.ones(3))
