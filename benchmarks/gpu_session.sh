@@ -61,3 +61,5 @@ python3 -m minirlhf.cli ladder --rungs $RUNGS --jobs 8 --device ${DEVICE:-cuda} 
 cp /tmp/ladder/ladder.json "$OUT/" 2>/dev/null
 for f in /tmp/ladder/*.log; do echo "== $f"; grep -v "Loading weights" "$f" | tail -n 15; done >> "$OUT/logs.txt"
 log "done"
+[ -s "$OUT/bench_minirlhf.json" ] && [ -s "$OUT/bench_trl.json" ] && \
+  python3 "$ROOT/benchmarks/gpu_results.py" "$OUT" --out "$OUT/ppo_speed_gpu.json" | tee -a "$OUT/logs.txt"

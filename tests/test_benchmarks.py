@@ -54,3 +54,26 @@ def test_rm_limits_trains_every_variant_on_the_same_samples(tmp_path, capsys):
     capsys.readouterr()
     limits.main(["--show", str(saved)])
     assert "| gold | 16 |" in capsys.readouterr().out
+
+
+def test_gpu_results_gathers_a_session_folder(tmp_path):
+    """benchmarks/gpu_results.py turns gpu_session.sh's files into one record: the last JSON line
+    of each benchmark (TRL logs before it), the ratios, the commit and the profile's parts."""
+    gpu = _script("gpu_results")
+    (tmp_path / "env.txt").write_text("NVIDIA H200, 143771 MiB, 580\ncommit abc123\n3.12.3 2.11.0 5.17.0\n")
+    (tmp_path / "bench_minirlhf.json").write_text(json.dumps({"iter_s_median": 0.5, "peak_gpu_GiB": 8.0}) + "\n")
+    (tmp_path / "bench_trl.json").write_text("{'eps': 35, 'loss': 1}\n" + json.dumps({"iter_s_median": 2.0,
+                                                                                   "peak_gpu_GiB": 16.0}) + "\n")
+    (tmp_path / "profile.md").write_text("| part | wall ms | device ms |\n| ppo/rollout | 1.0 | 2.0 |\n")
+    out = gpu.collect(tmp_path)
+    assert out["speedup"] == 4.0 and out["peak_memory_ratio"] == 0.5
+    assert out["made_by"]["commit"] == "abc123" and out["made_by"]["gpu"].startswith("NVIDIA H200")
+    assert out["profile_one_iteration"] == ["| ppo/rollout | 1.0 | 2.0 |"]
+
+
+def test_pretrain_sweep_parses_settings_and_names_a_bad_key():
+    import pytest
+    sweep = _script("pretrain_sweep")
+    assert sweep.parse("lr=3e-4,steps=1500,dropout=0.3") == {"lr": 3e-4, "steps": 1500, "dropout": 0.3}
+    with pytest.raises(SystemExit, match="lr, steps"):
+        sweep.parse("lr=3e-4,warmup=10")

@@ -66,3 +66,15 @@ def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_util
 def test_analyse_needs_rungs():
     with pytest.raises(ValueError, match="no rungs"):
         ladder.analyse([], tau=0.1)
+
+
+def test_larger_rungs_fine_tune_at_their_pretraining_lr(tmp_path):
+    """run.lr_scale: SFT, RM and PPO learning rates follow the base's pretraining lr relative to
+    tiny's (the defaults' reference); a model without pretrain_info.json keeps the defaults."""
+    import json
+    from minirlhf.paths import base_model_dir
+    from minirlhf.run import lr_scale
+    assert lr_scale(base_model_dir("tiny")) == 1.0
+    (tmp_path / "pretrain_info.json").write_text(json.dumps({"lr": 3e-4}))
+    assert abs(lr_scale(tmp_path) - 0.15) < 1e-12
+    assert lr_scale(tmp_path / "nothing") == 1.0 and lr_scale("HuggingFaceTB/SmolLM2-135M-Instruct") == 1.0
