@@ -164,8 +164,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         ppo_config.iterations = ppo_iterations
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
-    summary = {"seed": seed, "device": settings.device, "fast": settings.fast,
-               "lr": {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}}
+    summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
     world = json.loads((world_dir() / "world.json").read_text())
     summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
 
@@ -189,6 +188,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     base_model, base_tokenizer = judged("base", base_path)
     if lora is not None or not is_world_tokenizer(base_tokenizer):
         summary["autopilot"] = _pilot(base_model, settings.device, lora, (sft_config, rm_config, ppo_config))
+    summary["lr"] = {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}  # as trained
     del base_model
     bar.update(2)
 
@@ -241,6 +241,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
             timings["eval"] += time.perf_counter() - t
             judged("ppo", out / "ppo" / "policy", answers)
             summary["ppo"]["kl"] = round(kl, 4)
+            summary["ppo"]["skipped_steps"] = sum(h.get("policy/skipped_steps", 0) for h in ppo["history"])
             bar.update()
 
         bar.set_postfix_str("evaluation")
