@@ -42,7 +42,7 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
     from .judge import rates
     from .paths import base_model_dir, world_dir
     from .ppo import run_ppo
-    from .run import _samples, _stage_configs, run
+    from .run import _samples, _stage_configs, base_info, run
     from .settings import get_settings
 
     out, t0 = Path(out), time.perf_counter()
@@ -55,8 +55,7 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
     rows = io.read_jsonl(out / "samples.jsonl")   # the run's held-out prompts and every model's answers
     prompts = [r["prompt"] for r in rows]
     responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}
-    info_path = base / "pretrain_info.json"
-    pre = json.loads(info_path.read_text()) if info_path.exists() else {}
+    pre = base_info(base)
     record = {
         "size": size, "seed": seed, "device": settings.device, "fast": settings.fast,
         "pretrain": {k: pre.get(k) for k in ("val_loss", "seconds", "device", "steps", "best_step", "tokens_seen")},

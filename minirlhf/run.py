@@ -99,20 +99,23 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
     return path
 
 
-def lr_scale(base_path) -> float:
+def base_info(base_path) -> dict:
+    """A world base model's ``pretrain_info.json`` (shapes, lr, losses, timing); {} for any other model."""
+    path = Path(str(base_path)) / "pretrain_info.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def lr_scale(info: dict) -> float:
     """Learning rates for SFT, RM and PPO on a world base model, relative to the stage defaults.
 
     The defaults were tuned on the shipped tiny base, pretrained at peak lr 2e-3; a larger
     rung of the ladder is pretrained at a smaller lr (GPT-3, Table 2.1), and fine-tuning it at
     tiny's rates wrecks it (the large SFT model's held-out corpus loss went 0.52 -> 3.6). So a
-    base pretrained at lr x fine-tunes at x / 2e-3 of each default. Other models: 1.
+    base pretrained at lr x (``info``: its ``base_info``) fine-tunes at x / 2e-3 of each
+    default. Other models: 1.
     """
     from .pretrain import SIZES
-    info = Path(base_path) / "pretrain_info.json" if Path(str(base_path)).exists() else None
-    if info is None or not info.exists():
-        return 1.0
-    lr = json.loads(info.read_text()).get("lr")
-    return float(lr) / SIZES["tiny"].lr if lr else 1.0
+    return float(info["lr"]) / SIZES["tiny"].lr if info.get("lr") else 1.0
 
 
 def _pilot(base_model, device: str, lora: bool | None, configs) -> dict:
@@ -155,7 +158,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     out.mkdir(parents=True, exist_ok=True)
     base_path = (Path(model) if Path(model).exists() else model) if model else base_model_dir("tiny")
     sft_config, rm_config, ppo_config = _stage_configs(settings)
-    scale = lr_scale(base_path)
+    info = base_info(base_path)
+    scale = lr_scale(info)
     if scale != 1.0:
         sft_config.lr, rm_config.lr, ppo_config.lr = (c.lr * scale for c in (sft_config, rm_config, ppo_config))
     if ppo_iterations is not None:
@@ -265,10 +269,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     io.write_jsonl_atomic(out / "metrics.jsonl", metrics)
     io.write_jsonl_atomic(out / "samples.jsonl", samples)
     io.write_json_atomic(out / "summary.json", summary)
-    base_info_path = Path(base_path) / "pretrain_info.json"
-    base_info = json.loads(base_info_path.read_text()) if base_info_path.exists() else {}
     if "autopilot" in summary:
-        base_info.setdefault("params", summary["autopilot"]["params"])
-    report = _report(out, summary, base_info, samples[:8], figures)
+        info.setdefault("params", summary["autopilot"]["params"])
+    report = _report(out, summary, info, samples[:8], figures)
     print(f"report:  {report}\nplots:   {out / 'plots'}\nsummary: {out / 'summary.json'}")
     return summary

@@ -73,8 +73,9 @@ def test_larger_rungs_fine_tune_at_their_pretraining_lr(tmp_path):
     tiny's (the defaults' reference); a model without pretrain_info.json keeps the defaults."""
     import json
     from minirlhf.paths import base_model_dir
-    from minirlhf.run import lr_scale
-    assert lr_scale(base_model_dir("tiny")) == 1.0
+    from minirlhf.run import base_info, lr_scale
+    assert lr_scale(base_info(base_model_dir("tiny"))) == 1.0
     (tmp_path / "pretrain_info.json").write_text(json.dumps({"lr": 3e-4}))
-    assert abs(lr_scale(tmp_path) - 0.15) < 1e-12
-    assert lr_scale(tmp_path / "nothing") == 1.0 and lr_scale("HuggingFaceTB/SmolLM2-135M-Instruct") == 1.0
+    assert abs(lr_scale(base_info(tmp_path)) - 0.15) < 1e-12
+    assert lr_scale(base_info(tmp_path / "nothing")) == 1.0
+    assert lr_scale(base_info("HuggingFaceTB/SmolLM2-135M-Instruct")) == 1.0
