@@ -20,14 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from minirlhf.io import last_json_line
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def last_json_line(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"no JSON line in the output:\n{text[-2000:]}")
 
 
 def run(cmd: list[str], env: dict, cwd: Path | str) -> dict:

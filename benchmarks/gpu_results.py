@@ -10,22 +10,13 @@ import json
 import time
 from pathlib import Path
 
-
-def last_json_line(path: Path) -> dict:
-    """The last line of a file that parses as a JSON object (TRL prints its logs before it)."""
-    for line in reversed(path.read_text().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                continue
-    raise ValueError(f"{path}: no JSON line")
+from minirlhf.io import last_json_line
 
 
 def collect(folder: str | Path) -> dict:
     folder = Path(folder)
     env = (folder / "env.txt").read_text().splitlines()
-    ours, trl = last_json_line(folder / "bench_minirlhf.json"), last_json_line(folder / "bench_trl.json")
+    ours, trl = (last_json_line(p.read_text(), str(p)) for p in (folder / "bench_minirlhf.json", folder / "bench_trl.json"))
     commit = next((line.split()[1] for line in env if line.startswith("commit ")), None)
     profile = folder / "profile.md"
     parts = [line for line in profile.read_text().splitlines() if line.startswith("| ppo/")] if profile.exists() else []

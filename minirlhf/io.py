@@ -60,6 +60,18 @@ def read_json(path: str | os.PathLike) -> Any:
             raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
+def last_json_line(text: str, where: str = "the output") -> dict:
+    """The last line of a program's output that is a JSON object (the benchmarks print their result
+    last; TRL prints Python dicts, which start with "{" too, before it)."""
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise ValueError(f"no JSON line in {where}:\n{text[-2000:]}")
+
+
 def require_columns(rows: Any, columns: Sequence[str], source: str) -> None:
     """Check that a table has the given columns, in ``read_jsonl``'s message style.
 
