@@ -42,12 +42,11 @@ def gold_ranked(rows: list[dict]) -> list[dict]:
     return [dict(r, ranking=sorted(range(len(r["utilities"])), key=lambda i: -r["utilities"][i])) for r in rows]
 
 
-def breakdown(model, tokenizer, rows: list[dict], max_length: int) -> dict:
-    """Accuracy against gold on non-tied held-out pairs: close, content, content on passage tasks, other content."""
-    from minirlhf.reward import score
+def breakdown(rows: list[dict], r_all: list[float]) -> dict:
+    """Accuracy against gold on non-tied held-out pairs: close, content, content on passage tasks, other
+    content; ``r_all``: the RM's ``heldout_scores`` of ``rows``."""
+    from minirlhf.evaluate import outcome
     from minirlhf.world.prompts import parse_prompt
-    prompts = [r["prompt"] for r in rows for _ in r["responses"]]
-    r_all = score(model, tokenizer, prompts, [y for r in rows for y in r["responses"]], max_length=max_length).tolist()
     hits = {"close": [], "content": [], "content_passage": [], "content_other": []}
     start = 0
     for row in rows:
@@ -58,7 +57,7 @@ def breakdown(model, tokenizer, rows: list[dict], max_length: int) -> dict:
             if u[a] == u[b]:
                 continue
             hi, lo = (a, b) if u[a] > u[b] else (b, a)
-            hit = 1.0 if r[hi] > r[lo] else 0.5 if r[hi] == r[lo] else 0.0
+            hit = outcome(r[hi], r[lo])
             if abs(u[a] - u[b]) <= CONTENT:
                 hits["close"].append(hit)
             else:
@@ -72,15 +71,16 @@ def breakdown(model, tokenizer, rows: list[dict], max_length: int) -> dict:
 
 
 def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config) -> dict:
-    from minirlhf.reward import evaluate, fresh_labeler, reward_model_from, train_reward_model
+    from minirlhf.reward import evaluate, fresh_labeler, heldout_scores, reward_model_from, train_reward_model
     model, tokenizer = reward_model_from(sft, device=config.device)
     result = train_reward_model(model, tokenizer, rankings, config, progress=False)
+    scores = heldout_scores(result.model, tokenizer, drawn["heldout"], config.max_length)
     m = evaluate(result.model, tokenizer, drawn["heldout"], fresh_labeler(drawn["tau"], config),
-                 config.max_length)
+                 config.max_length, scores=scores)
     return {"train_prompts": len(rankings), "train_s": round(result.seconds, 1),
             "accuracy_gold": m["accuracy_gold"], "accuracy_labelers": m["accuracy_labelers"],
             "gold_tie_share": m["gold_tie_share"],
-            **breakdown(result.model, tokenizer, drawn["heldout"], config.max_length)}
+            **breakdown(drawn["heldout"], scores)}
 
 
 def comparisons(sft: Path, prompts: list[str], config) -> dict:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import random
 
 
+def outcome(a: float, b: float) -> float:
+    """1 if score a beats score b, 1/2 for a tie, else 0."""
+    return 1.0 if a > b else 0.5 if a == b else 0.0
+
+
 def outcomes(scores_a: list[float], scores_b: list[float]) -> list[float]:
     """Per prompt: 1 if A beats B, 1/2 for a tie, 0 if B wins."""
     if len(scores_a) != len(scores_b) or not scores_a:
         raise ValueError(f"need paired, non-empty scores (got {len(scores_a)} and {len(scores_b)})")
-    return [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(scores_a, scores_b)]
+    return [outcome(a, b) for a, b in zip(scores_a, scores_b)]
 
 
 def bootstrap_means(values: list[float], n_boot: int = 2000, seed: int = 0) -> list[float]:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .evaluate import outcome
 from .lora import LoRAConfig, merged
 from .models import (amp_dtype, autocast, backward_step, completion_text, for_training, fuse_activations, grad_scaler,
                      prompt_text)
@@ -320,20 +321,27 @@ def normalise(model, tokenizer, demonstrations: list[dict], max_length: int = 19
 
 # ---------------------------------------------------------------------------- evaluation
 
-def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: int = 192) -> dict:
+def heldout_scores(model, tokenizer, heldout: list[dict], max_length: int = 192) -> list[float]:
+    """The RM's score of every held-out response, row after row."""
+    prompts = [row["prompt"] for row in heldout for _ in row["responses"]]
+    responses = [y for row in heldout for y in row["responses"]]
+    return score(model, tokenizer, prompts, responses, max_length=max_length).tolist()
+
+
+def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: int = 192,
+             scores: list[float] | None = None) -> dict:
     """Held-out accuracy against a fresh labeler draw and against the noise-free gold.
 
     ``heldout`` rows carry ``utilities`` (gold U of each response). RM ties count 1/2.
+    ``scores``: ``heldout_scores`` already computed (else they are computed here).
     """
-    prompts = [row["prompt"] for row in heldout for _ in row["responses"]]
-    responses = [y for row in heldout for y in row["responses"]]
-    r = score(model, tokenizer, prompts, responses, max_length=max_length).tolist()
+    r = scores if scores is not None else heldout_scores(model, tokenizer, heldout, max_length)
     lab_hits, gold_hits, margins, chosen, rejected, ties, n_pairs, start = [], [], [], [], [], 0, 0, 0
     for row in heldout:
         k = len(row["responses"])
         rk, us = r[start:start + k], row["utilities"]
         for w, l in ranking_pairs(fresh_labeler.rank(us)):
-            lab_hits.append(1.0 if rk[w] > rk[l] else 0.5 if rk[w] == rk[l] else 0.0)
+            lab_hits.append(outcome(rk[w], rk[l]))
             margins.append(rk[w] - rk[l])
             chosen.append(rk[w])
             rejected.append(rk[l])
@@ -342,7 +350,7 @@ def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: i
                 ties += 1
             else:
                 better, worse = (w, l) if us[w] > us[l] else (l, w)
-                gold_hits.append(1.0 if rk[better] > rk[worse] else 0.5 if rk[better] == rk[worse] else 0.0)
+                gold_hits.append(outcome(rk[better], rk[worse]))
         start += k
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return {"accuracy_labelers": round(mean(lab_hits), 4), "accuracy_gold": round(mean(gold_hits), 4),
