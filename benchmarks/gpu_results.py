@@ -1,5 +1,6 @@
 """The GPU side by side as one JSON file: what ``benchmarks/gpu_session.sh`` left in its folder
-(env.txt, bench_minirlhf.json, bench_trl.json, profile.md) -> data/results/ppo_speed_gpu.json.
+(env.txt, bench_minirlhf.json, bench_trl.json, profile.md, and bench_minirlhf_compile.json
+when the compiled passes were measured too) -> data/results/ppo_speed_gpu.json.
 
     python benchmarks/gpu_results.py /path/to/session/folder [--out data/results/ppo_speed_gpu.json]
 """
@@ -20,6 +21,8 @@ def collect(folder: str | Path) -> dict:
     commit = next((line.split()[1] for line in env if line.startswith("commit ")), None)
     profile = folder / "profile.md"
     parts = [line for line in profile.read_text().splitlines() if line.startswith("| ppo/")] if profile.exists() else []
+    compiled = folder / "bench_minirlhf_compile.json"
+    compiled = last_json_line(compiled.read_text(), str(compiled)) if compiled.exists() and compiled.stat().st_size else None
     return {
         "made_by": {"command": "bash benchmarks/gpu_session.sh (benchmarks/ppo_speed.py, then TRL's trl_ppo_anchor.py, "
                                "one after the other on the same GPU); benchmarks/gpu_results.py",
@@ -29,6 +32,8 @@ def collect(folder: str | Path) -> dict:
         "speedup": round(trl["iter_s_median"] / ours["iter_s_median"], 2),
         "peak_memory_ratio": round(ours["peak_gpu_GiB"] / trl["peak_gpu_GiB"], 2),
         "profile_one_iteration": parts,
+        "minirlhf_compile": compiled,
+        "speedup_compile": round(trl["iter_s_median"] / compiled["iter_s_median"], 2) if compiled else None,
     }
 
 
@@ -40,4 +45,6 @@ if __name__ == "__main__":
     result = collect(args.folder)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{args.out}: minirlhf {result['minirlhf']['iter_s_median']} s/it, TRL {result['trl']['iter_s_median']} s/it, "
-          f"{result['speedup']}x, peak memory {result['peak_memory_ratio']}x")
+          f"{result['speedup']}x, peak memory {result['peak_memory_ratio']}x"
+          + (f"; compiled {result['minirlhf_compile']['iter_s_median']} s/it, {result['speedup_compile']}x"
+             if result["minirlhf_compile"] else ""))

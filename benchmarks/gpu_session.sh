@@ -2,7 +2,8 @@
 # One GPU session, in one command: minirlhf's PPO benchmark and TRL's anchor on the same GPU,
 # one after the other, a profile of one minirlhf iteration, then the size ladder (`minirlhf ladder`),
 # its largest size pretrained first at several settings (benchmarks/pretrain_sweep.py).
-# Results land in $OUT: env.txt, bench_minirlhf.json, bench_trl.json, profile.md, sweep.json,
+# Results land in $OUT: env.txt, bench_minirlhf.json (and bench_minirlhf_compile.json: the same with
+# PPOConfig(compile=True)), bench_trl.json, profile.md, sweep.json,
 # ladder.json, logs.txt
 #
 #   OUT=/tmp/gpu WHEELS=.whl ANCHOR=../shared/bench/trl_ppo_anchor.py bash benchmarks/gpu_session.sh
@@ -36,6 +37,9 @@ if [ "${BENCH:-1}" = 1 ]; then
   log "minirlhf benchmark"
   timeout 150 python3 "$ROOT/benchmarks/ppo_speed.py" > "$OUT/bench_minirlhf.json" 2>> "$OUT/logs.txt"
   cat "$OUT/bench_minirlhf.json"
+  log "minirlhf benchmark, compiled passes"
+  timeout 240 python3 "$ROOT/benchmarks/ppo_speed.py" --compile > "$OUT/bench_minirlhf_compile.json" 2>> "$OUT/logs.txt"
+  cat "$OUT/bench_minirlhf_compile.json"
 fi
 if [ -n "${ANCHOR:-}" ]; then
   log "TRL anchor"

@@ -4,6 +4,7 @@
     python benchmarks/ppo_speed.py                 # GPU: 12x768 GPT-2, vocab 8192, batch 64, 32 + 64 tokens, bf16
     python benchmarks/ppo_speed.py --device cpu    # CPU: 4x128, batch 16, 32 + 32 tokens, fp32
     python benchmarks/ppo_speed.py --device cpu --grid   # the scaling table of docs/speed.md
+    python benchmarks/ppo_speed.py --compile       # PPOConfig(compile=True)
 
 Four separate GPT-2 models with random weights (policy, reference, value, reward) and a BPE
 tokenizer trained on random words, as in the anchor; 4 PPO epochs, one minibatch, the full
@@ -73,6 +74,9 @@ def main(argv=None) -> dict:
     p.add_argument("--grid", action="store_true", help="batch and response length x1, x2: a markdown table")
     p.add_argument("--profile", default=None, metavar="FILE",
                    help="profile the 5th iteration (torch.profiler): time per part of PPO and the top kernels to FILE")
+    p.add_argument("--compile", action="store_true",
+                   help="PPOConfig(compile=True): scoring and training passes through torch.compile (compiling "
+                        "happens in the first iteration, outside the median)")
     args = p.parse_args(argv)
     if args.grid:
         return grid(args)
@@ -86,7 +90,7 @@ def main(argv=None) -> dict:
     policy, ref, value, reward = models(tokenizer, **size)
     config = PPOConfig(iterations=args.iterations, batch_size=batch, mini_batch_size=batch, ppo_epochs=4,
                        lr=1e-5, temperature=1.0, max_new_tokens=response, save_every=0, device=args.device,
-                       format_prompts=False, bf16=not cpu)
+                       format_prompts=False, bf16=not cpu, compile=args.compile)
     stamps = []
     if not cpu:
         torch.cuda.reset_peak_memory_stats()
@@ -110,7 +114,7 @@ def main(argv=None) -> dict:
            "precision": "fp32" if cpu else "bf16 autocast", "torch": torch.__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads(), "size": size,
            "params_M": round(sum(x.numel() for x in policy.parameters()) / 1e6, 1), "batch": batch, "prompt": 32,
-           "response": response, "ppo_epochs": 4, "iter_s_median": round(median, 3),
+           "response": response, "ppo_epochs": 4, "compile": args.compile, "iter_s_median": round(median, 3),
            "episodes_per_s": round(batch / median, 1), "iter_s_all": [round(g, 3) for g in gaps],
            "peak_gpu_GiB": None if cpu else round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     print(json.dumps(out))

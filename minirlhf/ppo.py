@@ -12,7 +12,6 @@ in ``docs/ppo.md``. The losses below are small pure functions; ``train_ppo`` is 
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import time
@@ -67,6 +66,9 @@ class PPOConfig:
     fp16: bool | None = None        # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     lora: LoRAConfig | None = None  # LoRA on policy and value model (merged at the end); the reference stays SFT
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    compile: bool = False           # torch.compile the scoring and training passes (`compiled_passes`): fused
+                                    # kernels, fewer launches. Off: compiling takes ~20 s per shape on a CPU
+                                    # and its GPU gain is not yet measured (docs/speed.md)
     seed: int = 0
     device: str = "cpu"
 
@@ -202,10 +204,15 @@ class AdaptiveKL:
 
 # ---------------------------------------------------------------------------- model passes
 
-@functools.lru_cache(maxsize=None)
+_FORWARD_ARGS: dict = {}
+
+
 def _forward_args(model_class) -> frozenset:
-    """The argument names of a model class's forward (looked up once per class, not per pass)."""
-    return frozenset(inspect.signature(model_class.forward).parameters)
+    """The argument names of a model class's forward (looked up once per class, not per pass;
+    a plain dict, which torch.compile reads as a constant, where an lru_cache would warn)."""
+    if model_class not in _FORWARD_ARGS:
+        _FORWARD_ARGS[model_class] = frozenset(inspect.signature(model_class.forward).parameters)
+    return _FORWARD_ARGS[model_class]
 
 
 def _cache_name(model) -> str:
@@ -327,6 +334,19 @@ def values_of(value_model, batch: dict, mask: torch.Tensor) -> torch.Tensor:
     core = unwrap(value_model)                                      # inside a LoRA wrapper, adapters active
     hidden = core.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
     return core.score(hidden[:, P - 1:]).squeeze(-1).float()
+
+
+def compiled_passes(compile: bool):
+    """``(logprobs_of, values_of)``, through ``torch.compile`` when ``compile``.
+
+    Compiling the whole function, not only the model, also fuses what follows the model: the
+    float cast, ``/ temperature``, ``log_softmax`` and ``gather`` over the vocabulary. The models
+    stay as they are (the rollout and the user's later calls run eagerly); dynamo compiles one
+    graph per set of shapes and switches to dynamic shapes when a length changes.
+    """
+    if not compile:
+        return logprobs_of, values_of
+    return torch.compile(logprobs_of), torch.compile(values_of)
 
 
 def decode_responses(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
@@ -461,6 +481,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         if kl_ctl:
             kl_ctl.beta = beta
     end = config.iterations if stop_after is None else min(config.iterations, start + stop_after)
+    passes = compiled_passes(config.compile)
     t0 = time.perf_counter()
     bar = tqdm(total=config.iterations, initial=start, desc="PPO", disable=not progress)
     for it in range(start, end):
@@ -468,7 +489,8 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         idx = torch.randint(len(prompts), (config.batch_size,), generator=generator).tolist()
         batch_prompts = [prompts[i] for i in idx]
         metrics, samples = _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, batch_prompts,
-                                      config, beta, optimizer, (generator, sampler), corpus, gold, it, ckpt_dir)
+                                      config, beta, optimizer, (generator, sampler), corpus, gold, it, ckpt_dir,
+                                      passes)
         if kl_ctl:
             beta = kl_ctl.update(metrics["objective/kl"], config.batch_size)
         metrics.update({"stage": "ppo", "step": it + 1, "episode": (it + 1) * config.batch_size,
@@ -517,9 +539,11 @@ def _label(name: str):
 
 
 def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, beta, optimizer,
-               generators, corpus, gold, it, ckpt_dir) -> tuple[dict, list[dict]]:
-    """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates."""
+               generators, corpus, gold, it, ckpt_dir, passes=(logprobs_of, values_of)) -> tuple[dict, list[dict]]:
+    """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates.
+    ``passes``: the (possibly compiled) ``logprobs_of`` and ``values_of`` (`compiled_passes`)."""
     generator, sampler = generators
+    logprobs, values_fn = passes
     policy.eval()
     value_model.eval()
     dtype = amp_dtype(policy.device, config.bf16, config.fp16)
@@ -533,10 +557,10 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
             old_logp, old_entropy = batch.pop("logprobs"), batch.pop("entropy")
             mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
             if dtype is not None:  # bf16/fp16: the cached steps and one full pass can differ
-                old_logp = logprobs_of(policy, batch, mask, config.temperature)
-            ref_logp = logprobs_of(ref_policy, batch, mask, config.temperature)
-            old_values = values_of(value_model, batch, mask)
-        with _label("ppo/reward"):
+                old_logp = logprobs(policy, batch, mask, config.temperature)
+            ref_logp = logprobs(ref_policy, batch, mask, config.temperature)
+            old_values = values_fn(value_model, batch, mask)
+        with amp(), _label("ppo/reward"):   # a learned RM runs in the policy's precision too
             responses = decode_responses(tokenizer, batch["response_ids"], mask)
             scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
         scores = scores - config.missing_eos_penalty * (~has_eos).float()
@@ -559,11 +583,11 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
             sub = {k: v[mb] for k, v in batch.items()}
             with amp(), _label("ppo/forward"):
                 if epoch == 0:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
-                    logp, entropy = logprobs_of(policy, sub, mask[mb], config.temperature, with_entropy=True)
+                    logp, entropy = logprobs(policy, sub, mask[mb], config.temperature, with_entropy=True)
                     stats["entropy"].append(masked_mean(entropy, maskf[mb]))
                 else:
-                    logp = logprobs_of(policy, sub, mask[mb], config.temperature)
-                values = values_of(value_model, sub, mask[mb])
+                    logp = logprobs(policy, sub, mask[mb], config.temperature)
+                values = values_fn(value_model, sub, mask[mb])
             pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
             vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
             loss = pg + config.vf_coef * vf

@@ -104,3 +104,20 @@ def test_ppo_raises_gold_utility_over_sft_on_held_out_prompts(stages, seed):
     gain = (sum(u["ppo"]) - sum(u["sft"])) / len(prompts)
     print(seed, round(gain, 3), win_rate(u["ppo"], u["sft"], seed=seed))
     assert gain >= 0.03, gain              # measured: +0.071, +0.202, +0.112 mean gold utility
+
+
+def test_compiled_passes_give_the_same_metrics(stages, tmp_path, monkeypatch):
+    """`PPOConfig(compile=True)` runs the scoring and training passes through torch.compile; the
+    metrics equal the eager run's. Compiled with the aot_eager backend here (dynamo's trace and
+    autograd's graph, no code generation), so the test takes seconds; inductor's kernels are
+    checked on one pass in tests/test_ppo_speed.py."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, backend="aot_eager", **kw))
+    torch._dynamo.reset()
+    cfg = dict(SMALL, iterations=2, save_every=0)
+    eager = run_ppo(stages / "sft", stages / "rm", tmp_path / "eager", PPOConfig(**cfg), progress=False)
+    compiled = run_ppo(stages / "sft", stages / "rm", tmp_path / "compiled", PPOConfig(**cfg, compile=True),
+                       progress=False)
+    for x, y in zip(_strip(eager["history"]), _strip(compiled["history"])):
+        for k in x:
+            assert x[k] == (y[k] if isinstance(y[k], str) else pytest.approx(y[k], rel=1e-3, abs=1e-4)), (x["step"], k)

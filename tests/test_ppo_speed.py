@@ -5,7 +5,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from minirlhf.paths import base_model_dir
 from minirlhf.models import GELUTanh, fuse_activations
-from minirlhf.ppo import _positions, logprobs_of, response_mask, rollout, values_of
+from minirlhf.ppo import _positions, compiled_passes, logprobs_of, response_mask, rollout, values_of
 
 
 def _model_and_tokenizer():
@@ -25,6 +25,27 @@ def test_rollout_logprobs_equal_a_full_forward_pass():
     again, entropy = logprobs_of(model, batch, mask, 0.7, with_entropy=True)
     assert torch.allclose(batch["logprobs"] * mask, again * mask, atol=1e-4)
     assert torch.allclose(batch["entropy"] * mask, entropy * mask, atol=1e-4)
+
+
+def test_inductor_compiled_passes_equal_the_eager_ones():
+    """`PPOConfig(compile=True)`'s passes, with inductor's generated kernels (~20 s to compile on
+    a CPU): log-probs, entropies, values and their gradients as in eager mode."""
+    from transformers import GPT2ForSequenceClassification
+    model, tok = _model_and_tokenizer()
+    torch.manual_seed(0)
+    value = GPT2ForSequenceClassification(GPT2Config(**{**model.config.to_dict(), "num_labels": 1})).eval()
+    batch = rollout(model, tok, PROMPTS, 16, 0.7, torch.Generator().manual_seed(0))
+    mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
+    torch._dynamo.reset()
+    outs = []
+    for logprobs, values in (compiled_passes(False), compiled_passes(True)):
+        model.zero_grad()
+        logp, entropy = logprobs(model, batch, mask, 0.7, with_entropy=True)
+        v = values(value, batch, mask)
+        (logp * mask).sum().backward()
+        outs.append((logp * mask, entropy * mask, v * mask, model.transformer.h[0].attn.c_attn.weight.grad.clone()))
+    for eager, compiled in zip(*outs):
+        assert torch.allclose(eager, compiled, atol=1e-4, rtol=1e-4)
 
 
 def test_logits_to_keep_matches_the_whole_lm_head():
