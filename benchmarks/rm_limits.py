@@ -3,6 +3,8 @@
     python benchmarks/rm_limits.py --save data/results/rm_limits_cpu.json   # ~8 minutes on 2 CPU cores
     python benchmarks/rm_limits.py --k9                                     # also K = 9 (~5 minutes more)
     python benchmarks/rm_limits.py --show data/results/rm_limits_cpu.json   # a saved result as markdown
+    python benchmarks/rm_limits.py --no-defaults --passage 3000 --reading 4000 \
+        --save data/results/rm_capacity_cpu.json                            # is it data or the model? (~25 min)
 
 The reward-model stage as `minirlhf run` does it (`RMConfig` defaults; SFT from the shipped tiny
 base model, or `--sft PATH`): K = 4 samples of the SFT policy per comparison prompt, ranked by
@@ -12,7 +14,15 @@ prompts never trained on. One reward model is trained per variant, all on the sa
 - `labelers`: the stage's own rankings, every training prompt;
 - `labelers_half`, `labelers_quarter`: the first half and quarter of those prompts;
 - `gold`: the same responses ranked by the noise-free gold utility instead of labelers;
-- `k9` (`--k9`): nine samples per prompt instead of four (new samples, held-out too).
+- `k9` (`--k9`): nine samples per prompt instead of four (new samples, held-out too);
+- `gold_passage` (`--passage N`): gold rankings, plus N more passage-task prompts (closed QA,
+  summaries, extraction in equal shares, none of them held out) sampled and gold-ranked the same way;
+- `reading_gold`, `reading_labelers` (`--reading N`): the reward model initialised from a
+  different SFT model: the same SFT recipe on a base model pretrained on the corpus plus N
+  reading exercises (a passage, then a question about it and its answer, a one-line summary or
+  the list of its items, written out as web worksheets, not as assistant answers), trained on
+  the same gold or labeler rankings. The two SFT models' gold rates by category are reported
+  under `sft_rates`.
 
 Each reports accuracy against gold on held-out pairs that gold does not tie, split into close
 pairs (|U(a) - U(b)| <= 0.3: a few words longer or shorter, a little politeness) and content
@@ -70,6 +80,62 @@ def breakdown(rows: list[dict], r_all: list[float]) -> dict:
     return out
 
 
+def reading_document(rng) -> str:
+    """A reading exercise of the kind a web corpus holds: a passage, then its answer written out."""
+    from minirlhf.world.prompts import FACT_TEMPLATES, parse_prompt, sample_prompt
+    from minirlhf.world.responses import _clause, _fact
+    kind = rng.choice(("question", "question", "summary", "list"))
+    prompt = sample_prompt(rng, {"question": "closed_qa", "summary": "summarization", "list": "extraction"}[kind])
+    task, text = parse_prompt(prompt), prompt.split('"')[1]
+    if kind == "list":
+        return f"{text} The {task.kind} here: {', '.join(task.items[:-1])} and {task.items[-1]}."
+    facts = task.passage[task.person]
+    if kind == "question":
+        question = rng.choice(FACT_TEMPLATES[task.attribute]).format(p=task.person)
+        return f"Story: {text} Q: {question} A: {_fact(task.person, task.attribute, facts[task.attribute], rng)}"
+    parts = [_clause(task.person, a, v) for a, v in facts.items()]
+    return f"Story: {text} In short: {task.person} {', '.join(parts[:-1])} and {parts[-1]}."
+
+
+def reading_sft(out: Path, n_docs: int, seed: int, device: str, steps: int | None = None) -> Path:
+    """Pretrain the tiny base on the corpus plus ``n_docs`` reading exercises, then SFT it (the stage's recipe)."""
+    import random
+    from minirlhf.io import read_jsonl, write_jsonl_atomic
+    from minirlhf.paths import world_dir
+    from minirlhf.pretrain import pretrain
+    from minirlhf.sft import SFTConfig, run_sft
+    rng = random.Random(seed + 5)
+    docs = [r["text"] for r in read_jsonl(world_dir() / "corpus.jsonl")] + [reading_document(rng) for _ in range(n_docs)]
+    random.Random(seed + 6).shuffle(docs)
+    write_jsonl_atomic(out / "corpus_reading.jsonl", [{"text": d} for d in docs])
+    pretrain("tiny", out / "base_reading", corpus_path=out / "corpus_reading.jsonl",
+             val_path=world_dir() / "corpus_val.jsonl", device=device, seed=seed, steps=steps, progress=False)
+    run_sft(out / "base_reading", out / "sft_reading", SFTConfig(seed=seed, device=device), progress=False)
+    return out / "sft_reading"
+
+
+def passage_rows(sft: Path, held: list[dict], n: int, config) -> list[dict]:
+    """K samples of ``sft`` on ``n`` new passage-task prompts (none held out), gold-ranked."""
+    import random
+    from minirlhf.generation import load_model
+    from minirlhf.reward import sample_comparisons
+    from minirlhf.world.prompts import sample_prompt
+    rng, seen, prompts = random.Random(config.seed + 123), {r["prompt"] for r in held}, []
+    while len(prompts) < n:
+        p = sample_prompt(rng, PASSAGE_TASKS[len(prompts) % 3])
+        if p not in seen:
+            prompts.append(p)
+    policy, tokenizer = load_model(sft, device=config.device)
+    return gold_ranked(sample_comparisons(policy, tokenizer, prompts, config, seed=config.seed + 7))
+
+
+def sft_rates(path: Path, device: str) -> dict:
+    from minirlhf.judge import judge_model
+    r = judge_model(path, n=None, device=device)
+    return {"helpful_rate": r["helpful_rate"], "false_fact_rate": r["false_fact_rate"],
+            "helpful_rate_by_category": r["helpful_rate_by_category"]}
+
+
 def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config) -> dict:
     from minirlhf.reward import evaluate, fresh_labeler, heldout_scores, reward_model_from, train_reward_model
     model, tokenizer = reward_model_from(sft, device=config.device)
@@ -114,6 +180,13 @@ def main(argv=None) -> dict:
     p.add_argument("--max-prompts", type=int, default=None, help="use the first N comparison prompts (default: all)")
     p.add_argument("--epochs", type=int, default=None, help="RM epochs (default: RMConfig's)")
     p.add_argument("--k9", action="store_true", help="also train on K = 9 samples per prompt")
+    p.add_argument("--passage", type=int, default=0, metavar="N",
+                   help="also gold rankings plus N more passage-task prompts (variant gold_passage)")
+    p.add_argument("--reading", type=int, default=0, metavar="N",
+                   help="also RMs from an SFT model whose base saw N reading exercises more (reading_gold, reading_labelers)")
+    p.add_argument("--reading-steps", type=int, default=None, help="pretraining steps of that base (default: tiny's)")
+    p.add_argument("--no-defaults", action="store_true",
+                   help="skip the labelers / labelers_half / labelers_quarter / gold variants")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--save", default=None, help="write the result as JSON here")
@@ -140,8 +213,9 @@ def main(argv=None) -> dict:
     prompts = prompts[:config.max_prompts]
     drawn = comparisons(sft, prompts, config)
     rankings, n = drawn["rankings"], len(drawn["rankings"])
-    variants = {"labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
-                "gold": gold_ranked(drawn["train_rows"])}
+    variants = {} if args.no_defaults else {
+        "labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
+        "gold": gold_ranked(drawn["train_rows"])}
     out = {"bench": "rm_limits", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
            "commit": code_commit(), "device": args.device, "torch": torch.__version__,
            "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(drawn["tau"], 4),
@@ -149,6 +223,16 @@ def main(argv=None) -> dict:
     for name, data in variants.items():
         out["variants"][name] = train_and_measure(sft, data, drawn, config)
         print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
+    if args.passage:
+        extra = passage_rows(sft, drawn["held_rows"], args.passage, config)
+        out["variants"]["gold_passage"] = train_and_measure(sft, gold_ranked(drawn["train_rows"]) + extra, drawn, config)
+        print(f"gold_passage: {json.dumps(out['variants']['gold_passage'])}", file=sys.stderr, flush=True)
+    if args.reading:
+        reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)
+        out["sft_rates"] = {"stage": sft_rates(sft, args.device), "reading": sft_rates(reading, args.device)}
+        for name, data in (("reading_gold", gold_ranked(drawn["train_rows"])), ("reading_labelers", rankings)):
+            out["variants"][name] = train_and_measure(reading, data, drawn, config)
+            print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
     if args.k9:
         k9 = replace(config, k=9)
         drawn9 = comparisons(sft, prompts, k9)

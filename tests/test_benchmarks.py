@@ -56,6 +56,34 @@ def test_rm_limits_trains_every_variant_on_the_same_samples(tmp_path, capsys):
     assert "| gold | 16 |" in capsys.readouterr().out
 
 
+def test_rm_limits_capacity_variants(tmp_path):
+    """--passage adds gold-ranked passage-task comparisons; --reading pretrains a base with reading
+    exercises (5 steps here), fine-tunes it and trains RMs from it on the same rankings."""
+    from minirlhf.paths import base_model_dir
+    from minirlhf.world.prompts import parse_prompt
+    limits = _script("rm_limits")
+    import random
+    docs = [limits.reading_document(random.Random(i)) for i in range(40)]
+    assert any(d.startswith("Story: ") and " Q: " in d for d in docs) and any(" here: " in d for d in docs)
+    out = limits.main(["--sft", str(base_model_dir("tiny")), "--max-prompts", "20", "--epochs", "1", "--no-defaults",
+                       "--passage", "6", "--reading", "30", "--reading-steps", "5", "--out", str(tmp_path)])
+    assert set(out["variants"]) == {"gold_passage", "reading_gold", "reading_labelers"}
+    assert out["variants"]["gold_passage"]["train_prompts"] == 16 + 6
+    assert out["variants"]["reading_gold"]["train_prompts"] == 16
+    assert (tmp_path / "sft_reading" / "config.json").exists()
+    corpus = (tmp_path / "corpus_reading.jsonl").read_text()
+    assert corpus.count("Story: ") + corpus.count(" here: ") >= 30
+    for rates in out["sft_rates"].values():
+        assert 0 <= rates["helpful_rate"] <= 1 and "closed_qa" in rates["helpful_rate_by_category"]
+    rows = limits.passage_rows(base_model_dir("tiny"), [], 3, limits_config())
+    assert [parse_prompt(r["prompt"]).category for r in rows] == list(limits.PASSAGE_TASKS)
+
+
+def limits_config():
+    from minirlhf.reward import RMConfig
+    return RMConfig(k=2, max_new_tokens=8)
+
+
 def test_gpu_results_gathers_a_session_folder(tmp_path):
     """benchmarks/gpu_results.py turns gpu_session.sh's files into one record: the last JSON line
     of each benchmark (TRL logs before it), the ratios, the commit and the profile's parts."""
@@ -69,6 +97,9 @@ def test_gpu_results_gathers_a_session_folder(tmp_path):
     assert out["speedup"] == 4.0 and out["peak_memory_ratio"] == 0.5
     assert out["made_by"]["commit"] == "abc123" and out["made_by"]["gpu"].startswith("NVIDIA H200")
     assert out["profile_one_iteration"] == ["| ppo/rollout | 1.0 | 2.0 |"]
+    assert out["minirlhf_compile"] is None and out["speedup_compile"] is None
+    (tmp_path / "bench_minirlhf_compile.json").write_text(json.dumps({"iter_s_median": 0.4, "peak_gpu_GiB": 7.0}) + "\n")
+    assert gpu.collect(tmp_path)["speedup_compile"] == 5.0
 
 
 def test_pretrain_sweep_parses_settings_and_names_a_bad_key():
