@@ -358,6 +358,20 @@ def evaluate(model, tokenizer, heldout: list[dict], fresh_labeler, max_length: i
             "n_pairs": n_pairs, "chosen_rewards": chosen, "rejected_rewards": rejected}
 
 
+def accuracy_on_policy(model, tokenizer, policy, policy_tokenizer, prompts: list[str], tau: float,
+                       config: RMConfig, seed: int = 0) -> dict:
+    """The RM's accuracy on another policy's answers (issue: "its accuracy on samples from a later
+    PPO policy"): K samples of ``policy`` per prompt (use the RM stage's held-out comparison
+    prompts), pairs ranked by a fresh labeler draw and by gold, as in `evaluate`.
+
+    The RM was trained on SFT samples; a policy optimised against it drifts to answers it has
+    not seen, where it is usually less accurate (the start of reward hacking).
+    """
+    rows = sample_comparisons(policy, policy_tokenizer, prompts, config, seed=seed)
+    m = evaluate(model, tokenizer, rows, fresh_labeler(tau, config), config.max_length)
+    return {k: m[k] for k in ("accuracy_gold", "accuracy_labelers", "gold_tie_share", "n_pairs")}
+
+
 def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path:
     """Save in Hugging Face format with ``rm_info.json``, atomically."""
     from .io import save_checkpoint

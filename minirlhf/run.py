@@ -80,6 +80,12 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                   f"{rm['margin']:.3f} | {rm['n_pairs']} | {rm.get('labelers_tau', float('nan')):.3f} | "
                   f"{rm.get('labeler_labeler_agreement', float('nan')):.3f} | "
                   f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
+        if "on_ppo_samples" in rm:
+            p = rm["on_ppo_samples"]
+            lines += ["", f"On the PPO policy's answers to the same held-out prompts ({p['n_pairs']} pairs, gold ties "
+                          f"{p['gold_tie_share']:.3f}): accuracy vs labelers {p['accuracy_labelers']:.3f}, vs gold "
+                          f"(non-tied) {p['accuracy_gold']:.3f}, against {rm['accuracy_gold']:.3f} on the SFT answers it "
+                          "was trained on."]
     if summary.get("win_rates"):
         lines += ["", "## Win rates (ties count 1/2)", "",
                   "| comparison | gold | 95% CI | wins | ties | losses | labelers | RM | n |", "|---|---|---|---|---|---|---|---|---|"]
@@ -149,7 +155,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer
     from .ppo import run_ppo, samples_and_kl
-    from .reward import run_reward_model
+    from .reward import accuracy_on_policy, run_reward_model
     from .sft import run_sft
     from .world.gold import utility
 
@@ -246,6 +252,11 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
             judged("ppo", out / "ppo" / "policy", answers)
             summary["ppo"]["kl"] = round(kl, 4)
             summary["ppo"]["skipped_steps"] = sum(h.get("policy/skipped_steps", 0) for h in ppo["history"])
+            t = time.perf_counter()      # the RM on the PPO policy's answers to its held-out comparison prompts
+            summary["rm"]["on_ppo_samples"] = accuracy_on_policy(
+                rm["model"], rm["tokenizer"], ppo["policy"], ppo["tokenizer"], [r["prompt"] for r in rm["heldout"]],
+                summary["rm"]["labelers_tau"], rm_config, seed=seed + 5)
+            timings["eval"] += time.perf_counter() - t
             bar.update()
 
         bar.set_postfix_str("evaluation")

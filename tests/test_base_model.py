@@ -104,6 +104,9 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys, monkeypatch):
             assert 0 <= summary[model][key] <= 1
     for key in ("accuracy_labelers", "accuracy_gold", "gold_tie_share"):
         assert 0 <= summary["rm"][key] <= 1
+        assert 0 <= summary["rm"]["on_ppo_samples"][key] <= 1          # the RM on the PPO policy's answers
+    assert summary["rm"]["on_ppo_samples"]["n_pairs"] == summary["rm"]["n_pairs"]  # same held-out prompts and K
+    assert "On the PPO policy's answers" in (out / "report.md").read_text()
     w = summary["win_rates"]["sft_vs_base"]
     assert w["ci95"][0] <= w["gold"] <= w["ci95"][1] and w["n"] == summary["base"]["n"]
     assert abs(w["wins"] + w["ties"] + w["losses"] - 1) < 1e-3 and 0 <= w["labelers"] <= 1 and 0 <= w["rm"] <= 1
