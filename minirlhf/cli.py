@@ -58,8 +58,15 @@ def _run(args) -> None:
         if not (model / "config.json").exists():
             raise FileNotFoundError(f"no {args.size} base model at {model}: run `minirlhf pretrain --size {args.size}` first")
         model = str(model)
+    rm_model = args.rm_model
+    if args.rm_size:
+        from .paths import base_model_dir
+        if rm_model:
+            raise ValueError("give --rm-model or --rm-size, not both")
+        rm_model = str(base_model_dir(args.rm_size))
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
-        trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations)
+        trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
+        rm_model=rm_model)
 
 
 def _models(args) -> None:
@@ -119,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", default=None, help="a pretrained size of the ladder instead of --model (tiny, small, ...)")
     p.add_argument("--ppo-iterations", type=int, default=None, help="PPO iterations (default 40)")
+    p.add_argument("--rm-size", default=None,
+                   help="a larger pretrained size for the reward model alone (the paper's one 6B RM for every policy)")
+    p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

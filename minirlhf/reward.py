@@ -380,8 +380,12 @@ def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path
 
 def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, config: RMConfig | None = None,
                      human_pairs: list[dict] | None = None, human_only: bool = False, progress: bool = True,
-                     trust_remote_code: bool = False) -> dict:
+                     trust_remote_code: bool = False, init_path: str | Path | None = None) -> dict:
     """Stage 2 end to end on the world: rank SFT samples, train, normalise, evaluate, save.
+
+    The comparisons are samples of the SFT policy at ``sft_path``; the reward model starts from
+    ``init_path``, by default the same SFT model. The paper started its one 6B reward model from
+    a 6B SFT model for policies of every size: pass a larger SFT model as ``init_path`` for that.
 
     ``human_pairs`` (``prompt``/``chosen``/``rejected``, e.g. from the labeling widget via
     ``labeling.labels_to_pairs``) are added to the simulated rankings, or replace them with
@@ -404,7 +408,8 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
         rankings += load_rankings(human_pairs)
     sampling_s = time.perf_counter() - t0
     del policy
-    model, rm_tokenizer = reward_model_from(sft_path, device=config.device, trust_remote_code=trust_remote_code)
+    model, rm_tokenizer = reward_model_from(init_path or sft_path, device=config.device,
+                                            trust_remote_code=trust_remote_code)
     result = train_reward_model(model, rm_tokenizer, rankings, config, progress=progress)
     model = result.model
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
@@ -416,7 +421,7 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     metrics["labeler_gold_agreement"] = round(gold_agreement(held_pairs, tau)["non_tied"], 4)
     metrics["demonstration_reward_mean"] = round(float(score(model, rm_tokenizer, [d["prompt"] for d in demos],
                                                              [d["completion"] for d in demos]).mean()), 4)
-    info = {"config": asdict(config), "offset": offset, "train_rankings": len(rankings), "sampling_s": sampling_s,
+    info = {"config": asdict(config), "init": str(init_path or sft_path), "offset": offset, "train_rankings": len(rankings), "sampling_s": sampling_s,
             "train_s": result.seconds, **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
     if out_dir is not None:
         save_reward_model(model, rm_tokenizer, out_dir, info)

@@ -80,6 +80,10 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                   f"{rm['margin']:.3f} | {rm['n_pairs']} | {rm.get('labelers_tau', float('nan')):.3f} | "
                   f"{rm.get('labeler_labeler_agreement', float('nan')):.3f} | "
                   f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
+        if "rm_model" in summary:
+            r = summary["rm_model"]
+            lines += ["", f"The reward model started from its own base, `{r['base']}`, fine-tuned on the demonstrations "
+                          f"first (`{r['sft']}`, lr {r['lr']['sft']:.2g}; RM lr {r['lr']['rm']:.2g})."]
         if "on_ppo_samples" in rm:
             p = rm["on_ppo_samples"]
             lines += ["", f"On the PPO policy's answers to the same held-out prompts ({p['n_pairs']} pairs, gold ties "
@@ -140,9 +144,25 @@ def _pilot(base_model, device: str, lora: bool | None, configs) -> dict:
             "lr": {"sft": sft.lr, "rm": rm.lr, "ppo": ppo.lr}}
 
 
+def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
+    """SFT of the reward model's own base (``run(rm_model=...)``); returns its path and the RM
+    config at that base's learning-rate scale."""
+    from .sft import run_sft
+    sft_config, rm_config, _ = _stage_configs(settings)
+    scale = lr_scale(base_info(rm_base))
+    sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
+    t = time.perf_counter()
+    run_sft(rm_base, out, sft_config, progress=False)
+    summary["rm_model"] = {"base": str(rm_base), "sft": str(out), "lr_scale": scale,
+                           "lr": {"sft": sft_config.lr, "rm": rm_config.lr},
+                           "sft_s": round(time.perf_counter() - t, 2)}
+    return out, rm_config
+
+
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
-        trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None) -> dict:
+        trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
+        rm_model: str | Path | None = None) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``.
 
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
@@ -151,6 +171,11 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     rates for the device (``summary["autopilot"]`` says what and why). ``lora`` True/False
     overrides the choice, for any model. Running out of memory raises ``models.OutOfMemory``
     naming the setting to lower. ``ppo_iterations`` replaces PPOConfig's 40.
+
+    ``rm_model``: a larger world base for the reward model, the paper's setting (one 6B reward
+    model for policies of every size). It is fine-tuned on the demonstrations too (``rm_sft/``,
+    at its own ``lr_scale``), and the reward model starts from that SFT model; its comparisons
+    are still the policy's SFT samples, and PPO's value model starts from it, as always.
     """
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer
@@ -160,6 +185,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     from .world.gold import utility
 
     settings = get_settings(fast=fast, device=device, seed=seed)
+    if rm_model is not None and not (Path(rm_model) / "config.json").is_file():
+        raise FileNotFoundError(f"rm_model: no model folder at {rm_model} (config.json missing); "
+                                "make one with `minirlhf pretrain --size small`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base_path = (Path(model) if Path(model).exists() else model) if model else base_model_dir("tiny")
@@ -218,10 +246,14 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     if "rm" in stages and "sft" in stages:
         bar.set_postfix_str("reward model")
         t = time.perf_counter()
+        init = None
+        if rm_model is not None:     # the reward model's own, larger base, fine-tuned first
+            init, rm_config = _rm_sft(Path(rm_model), out / "rm_sft", settings, summary)
+            summary["lr"]["rm"] = rm_config.lr
         with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
                           gradient_checkpointing=rm_config.gradient_checkpointing):
             rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
-                                  trust_remote_code=trust_remote_code)
+                                  trust_remote_code=trust_remote_code, init_path=init)
         timings["rm"] = time.perf_counter() - t
         metrics += rm["history"]
         m = rm["metrics"]

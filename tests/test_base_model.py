@@ -121,3 +121,18 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys, monkeypatch):
     assert (out / "sft" / "config.json").is_file() and (out / "rm" / "config.json").is_file()
     assert (out / "ppo" / "policy" / "model.safetensors").is_file()
     assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_run_with_the_reward_models_own_base(tmp_path):
+    """run(rm_model=...): the RM's base is fine-tuned first (rm_sft/) and the RM starts from it,
+    while its comparisons stay the policy's SFT samples (here the same tiny base, for speed)."""
+    from minirlhf.paths import base_model_dir
+    from minirlhf.run import run
+    summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), rm_model=base_model_dir("tiny"))
+    assert summary["rm_model"]["base"] == str(base_model_dir("tiny")) and summary["rm_model"]["lr_scale"] == 1.0
+    assert (tmp_path / "rm_sft" / "config.json").is_file()
+    info = json.loads((tmp_path / "rm" / "rm_info.json").read_text())
+    assert info["init"] == str(tmp_path / "rm_sft")
+    assert 0 <= summary["rm"]["accuracy_gold"] <= 1 and "its own base" in (tmp_path / "report.md").read_text()
+    with pytest.raises(FileNotFoundError, match="rm_model"):
+        run(tmp_path / "bad", fast=True, stages=("base", "sft", "rm"), rm_model=tmp_path / "nowhere")
