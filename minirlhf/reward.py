@@ -365,7 +365,7 @@ def accuracy_on_policy(model, tokenizer, policy, policy_tokenizer, prompts: list
     prompts), pairs ranked by a fresh labeler draw and by gold, as in `evaluate`.
 
     The RM was trained on SFT samples; a policy optimised against it drifts to answers it has
-    not seen, where it is usually less accurate (the start of reward hacking).
+    not seen, where it may be less accurate (on the tiny world it is not: docs/reward_model.md).
     """
     rows = sample_comparisons(policy, policy_tokenizer, prompts, config, seed=seed)
     m = evaluate(model, tokenizer, rows, fresh_labeler(tau, config), config.max_length)
@@ -421,7 +421,8 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     metrics["labeler_gold_agreement"] = round(gold_agreement(held_pairs, tau)["non_tied"], 4)
     metrics["demonstration_reward_mean"] = round(float(score(model, rm_tokenizer, [d["prompt"] for d in demos],
                                                              [d["completion"] for d in demos]).mean()), 4)
-    info = {"config": asdict(config), "init": str(init_path or sft_path), "offset": offset, "train_rankings": len(rankings), "sampling_s": sampling_s,
+    info = {"config": asdict(config), "init": str(init_path or sft_path), "offset": offset,
+            "train_rankings": len(rankings), "sampling_s": sampling_s,
             "train_s": result.seconds, **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
     if out_dir is not None:
         save_reward_model(model, rm_tokenizer, out_dir, info)
