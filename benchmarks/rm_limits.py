@@ -213,9 +213,10 @@ def main(argv=None) -> dict:
     prompts = prompts[:config.max_prompts]
     drawn = comparisons(sft, prompts, config)
     rankings, n = drawn["rankings"], len(drawn["rankings"])
+    gold = gold_ranked(drawn["train_rows"])              # the same responses, ranked by the noise-free gold
     variants = {} if args.no_defaults else {
         "labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
-        "gold": gold_ranked(drawn["train_rows"])}
+        "gold": gold}
     out = {"bench": "rm_limits", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
            "commit": code_commit(), "device": args.device, "torch": torch.__version__,
            "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(drawn["tau"], 4),
@@ -225,12 +226,12 @@ def main(argv=None) -> dict:
         print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
     if args.passage:
         extra = passage_rows(sft, drawn["held_rows"], args.passage, config)
-        out["variants"]["gold_passage"] = train_and_measure(sft, gold_ranked(drawn["train_rows"]) + extra, drawn, config)
+        out["variants"]["gold_passage"] = train_and_measure(sft, gold + extra, drawn, config)
         print(f"gold_passage: {json.dumps(out['variants']['gold_passage'])}", file=sys.stderr, flush=True)
     if args.reading:
         reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)
         out["sft_rates"] = {"stage": sft_rates(sft, args.device), "reading": sft_rates(reading, args.device)}
-        for name, data in (("reading_gold", gold_ranked(drawn["train_rows"])), ("reading_labelers", rankings)):
+        for name, data in (("reading_gold", gold), ("reading_labelers", rankings)):
             out["variants"][name] = train_and_measure(reading, data, drawn, config)
             print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
     if args.k9:
