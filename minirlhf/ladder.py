@@ -117,6 +117,8 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
       of each model against the SFT model of the largest size, same prompts and seed;
     * ``headline``: the smallest size's PPO and PPO-ptx against the largest base and SFT
       models, with the fairness check that the largest SFT beats the smallest SFT on gold;
+      where that check fails, the same comparisons at ``fair_size``, the largest size whose SFT
+      model does beat the smallest's (its CI above 1/2), if any;
     * ``table[size][model]``: helpful / false-fact / harmful rates and held-out corpus loss;
     * ``sizes``: parameters, base model val loss, RM gold accuracy and PPO-vs-own-SFT per size.
     """
@@ -132,9 +134,13 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     models = [m for m in MODELS if any(m in has[s] for s in sizes)]                       # may miss a deadline
     u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
     figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes if m in has[s]} for m in models}
-    headline = {f"{small}_{m}_vs_{large}_{n}": _pooled(rungs, (small, m), (large, n), u, tau)
-                for m in ("ppo", "ppo_ptx") if m in has[small] for n in ("base", "sft")}
-    headline[f"{large}_sft_vs_{small}_sft"] = _pooled(rungs, (large, "sft"), (small, "sft"), u, tau)
+    fairness = {s: _pooled(rungs, (s, "sft"), (small, "sft"), u, tau) for s in sizes[1:]}
+    fair = [s for s in sizes[1:] if fairness[s]["ci95"][0] > 0.5]      # its SFT model beats the smallest's
+    headline = {}
+    for big in dict.fromkeys([large] + fair[-1:]):                     # the largest, and the largest fair size
+        headline |= {f"{small}_{m}_vs_{big}_{n}": _pooled(rungs, (small, m), (big, n), u, tau)
+                     for m in ("ppo", "ppo_ptx") if m in has[small] for n in ("base", "sft")}
+        headline[f"{big}_sft_vs_{small}_sft"] = fairness[big]
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     table = {s: {m: {k: mean([r["rates"][m][k] for r in rs]) for k in
                      ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
@@ -149,7 +155,7 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
                     "rung_seconds": mean([r["timings_s"]["rung_total"] for r in rs])}
                 for s, rs in by_size.items()}
     return {"baseline": f"{large} sft", "models": models, "sizes": per_size, "figure1": figure1,
-            "headline": headline, "table": table}
+            "headline": headline, "fair_size": fair[-1] if fair else None, "table": table}
 
 
 def headline_lines(result: dict) -> list[str]:
@@ -160,6 +166,12 @@ def headline_lines(result: dict) -> list[str]:
         lines.append(f"{name.replace('_vs_', ' vs ').replace('_', ' ')}: gold win rate {w['gold']:.3f} "
                      f"[{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] over {w['n']} prompts x seeds "
                      f"(labelers {w['labelers']:.3f}): {verdict}")
+    if "fair_size" in result:                                          # (older saved analyses lack it)
+        sizes, fair = result["sizes"], result["fair_size"]
+        small = next(iter(sizes))
+        lines.append("fairness: no larger SFT model beats the smallest one on gold" if fair is None else
+                     f"fairness: {fair} ({sizes[fair]['params'] / sizes[small]['params']:.1f}x the parameters) "
+                     f"is the largest size whose SFT model beats the {small} SFT model on gold")
     return lines
 
 
@@ -355,6 +367,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, default=None, help="seconds; rungs still running are stopped")
     p.add_argument("--fast", action="store_true", help="shrink every stage (a smoke test)")
     p.add_argument("--analyse", default=None, metavar="LADDER_JSON", help="only analyse a saved ladder.json")
+    p.add_argument("--update", action="store_true", help="with --analyse: write the new analysis into that file")
     p.add_argument("--report", default=None, metavar="MD", help="also write the analysis as markdown (and MD's .png)")
     p.add_argument("--merge", nargs="+", default=None, metavar="LADDER_JSON",
                    help="merge saved ladder.json files (later ones win) into --out/ladder.json, e.g. GPU and CPU rungs")
@@ -368,6 +381,9 @@ def cli(argv: list[str] | None = None, args=None) -> dict:
     if args.analyse:
         saved = io.read_json(args.analyse)
         result = {**saved, "analysis": analyse(saved["rungs"])}
+        if args.update:
+            io.write_json_atomic(args.analyse, result, indent=None)
+            print(f"ladder: {args.analyse} (analysis updated)")
     elif args.merge:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         result = merge(args.merge, Path(args.out) / "ladder.json")

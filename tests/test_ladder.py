@@ -41,8 +41,27 @@ def test_figure1_and_headline_on_known_answers(constant_utilities):
     assert a["sizes"]["tiny"]["ppo_vs_own_sft"]["gold"] == 1.0
     lines = ladder.headline_lines(a)
     assert any("tiny ppo vs large sft: gold win rate 1.000" in line and "holds" in line for line in lines)
+    assert a["fair_size"] == "large" and "fairness: large (30.0x the parameters)" in lines[-1]
     fig = plots.ladder(a)
     assert len(fig.axes) == 2
+
+
+def test_headline_also_at_the_largest_size_whose_sft_beats_the_smallest(constant_utilities):
+    u = {"tiny": {"base": -1.0, "sft": 0.0, "ppo": 0.5, "ppo_ptx": 0.5},
+         "small": {"base": -0.5, "sft": 1.0, "ppo": 1.0, "ppo_ptx": 1.0},     # its SFT beats tiny's
+         "large": {"base": -0.5, "sft": -0.2, "ppo": 0.0, "ppo_ptx": 0.0}}    # its SFT does not
+    rungs = [_rung(size, params, 0, u[size]) for size, params in (("tiny", 1), ("small", 5), ("large", 40))]
+    a = ladder.analyse(rungs, tau=0.1)
+    h = a["headline"]
+    assert a["fair_size"] == "small" and h["large_sft_vs_tiny_sft"]["gold"] == 0.0
+    assert h["small_sft_vs_tiny_sft"]["gold"] == 1.0
+    assert h["tiny_ppo_vs_large_sft"]["gold"] == 1.0 and h["tiny_ppo_vs_small_sft"]["gold"] == 0.0
+    assert h["tiny_ppo_vs_small_base"]["gold"] == 1.0
+    lines = ladder.headline_lines(a)
+    assert any("tiny ppo vs small sft: gold win rate 0.000" in line and "does not hold" in line for line in lines)
+    assert "fairness: small (5.0x the parameters)" in lines[-1]
+    only_worse = ladder.analyse([rungs[0], rungs[2]], tau=0.1)
+    assert only_worse["fair_size"] is None and "no larger SFT" in ladder.headline_lines(only_worse)[-1]
 
 
 def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_utilities, tmp_path):
@@ -61,6 +80,12 @@ def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_util
     assert [m["commit"] for m in merged["made_by"]] == ["a", "b"] and len(merged["rungs"]) == 2
     assert list(merged["analysis"]["figure1"]["ppo_ptx"]) == ["tiny", "large"]   # the later, complete rung won
     assert json.loads((tmp_path / "out.json").read_text())["analysis"]["baseline"] == "large sft"
+    stale = json.loads((tmp_path / "out.json").read_text()) | {"analysis": {"old": True}}
+    (tmp_path / "out.json").write_text(json.dumps(stale))
+    ladder.cli(["--analyse", str(tmp_path / "out.json")])                       # reads only
+    assert json.loads((tmp_path / "out.json").read_text())["analysis"] == {"old": True}
+    ladder.cli(["--analyse", str(tmp_path / "out.json"), "--update"])
+    assert json.loads((tmp_path / "out.json").read_text())["analysis"]["baseline"] == "large sft"   # fresh
 
 
 def test_analyse_needs_rungs():
