@@ -1018,8 +1018,9 @@ def evaluation() -> list:
             plots.ladder(result);
         '''),
         md("""
-            The headline: the smallest RLHF model against the largest base and SFT models. The last
-            line checks that the comparison is fair: the larger SFT model should beat the smaller one.
+            The headline: the smallest RLHF model against the largest base and SFT models. The
+            comparison is fair only if the larger SFT model beats the smaller one; where it does not,
+            the same comparisons follow at the largest size where it does (the last line names it).
         """),
         code('''
             print("\\n".join(headline_lines(result)))
