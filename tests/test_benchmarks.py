@@ -108,3 +108,27 @@ def test_pretrain_sweep_parses_settings_and_names_a_bad_key():
     assert sweep.parse("lr=3e-4,steps=1500,dropout=0.3") == {"lr": 3e-4, "steps": 1500, "dropout": 0.3}
     with pytest.raises(SystemExit, match="lr, steps"):
         sweep.parse("lr=3e-4,warmup=10")
+
+
+def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
+    import pytest
+    table = _script("seed_table")
+    w = lambda g: {"gold": g, "ci95": [g - 0.05, g + 0.05], "wins": g, "ties": 0.0, "losses": 1 - g,  # noqa: E731
+                   "labelers": 0.5, "rm": 0.7, "n": 10}
+    rates = {"helpful_rate": 0.5, "false_fact_rate": 0.3, "harmful_rate": 0.0}
+    for seed, g in ((0, 0.6), (1, 0.7)):
+        run = tmp_path / f"r{seed}"
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps({
+            "seed": seed, "device": "cpu", "rm": {"accuracy_gold": 0.61, "accuracy_labelers": 0.55, "gold_tie_share": 0.2,
+                                                 "on_ppo_samples": {"accuracy_gold": 0.62, "accuracy_labelers": 0.56}},
+            "win_rates": {"ppo_vs_sft": w(g), "ppo_vs_base": w(0.8)}, "ppo": {"kl": 3.0, **rates},
+            "base": rates, "sft": rates, "timings_s": {"rm": 90.0, "ppo": 120.0, "total": 250.0}}))
+    saved = tmp_path / "t.json"
+    out = table.main([str(tmp_path / "r0"), str(tmp_path / "r1"), "--save", str(saved)])
+    printed = capsys.readouterr().out
+    assert "| 1 | 0.610 | 0.550 | 0.620 | 0.700 [0.650, 0.750] |" in printed and "| 250 s |" in printed
+    assert [r["ppo_vs_sft"]["gold"] for r in out["rows"]] == [0.6, 0.7] and json.loads(saved.read_text()) == out
+    assert table.main(["--show", str(saved)]) == out
+    with pytest.raises(FileNotFoundError, match="summary.json missing"):
+        table.main([str(tmp_path)])

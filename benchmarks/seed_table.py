@@ -1,0 +1,81 @@
+"""The headline numbers of several `minirlhf run` folders (one per seed) as one markdown table.
+
+    python benchmarks/seed_table.py runs/t0 runs/t1 runs/t2                      # print
+    python benchmarks/seed_table.py runs/rs0 runs/rs1 runs/rs2 --save data/results/rm_small_cpu.json
+    python benchmarks/seed_table.py --show data/results/rm_small_cpu.json
+
+Per run: the reward model's held-out accuracy against gold and labelers (and on the PPO policy's
+answers), PPO's gold win rates over SFT and base with their 95% CIs, strict wins / ties /
+losses, the final KL, the rates, and the stage times. ``--save`` keeps these rows with the
+command and commit that made them, so docs can quote them.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minirlhf import io  # noqa: E402
+from minirlhf.ladder import code_commit  # noqa: E402
+
+
+def row(folder: str | Path) -> dict:
+    """The numbers of one run folder's summary.json."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a finished `minirlhf run` folder (summary.json missing)")
+    s = json.loads(path.read_text())
+    w, rm = s.get("win_rates", {}), s["rm"]
+    return {"run": str(folder), "seed": s["seed"], "device": s["device"], "rm_model": s.get("rm_model", {}).get("base"),
+            "rm_gold": rm["accuracy_gold"], "rm_labelers": rm["accuracy_labelers"], "rm_gold_ties": rm.get("gold_tie_share"),
+            "rm_on_ppo_gold": rm.get("on_ppo_samples", {}).get("accuracy_gold"),
+            "rm_on_ppo_labelers": rm.get("on_ppo_samples", {}).get("accuracy_labelers"),
+            **{k: {x: w[k][x] for x in ("gold", "ci95", "wins", "ties", "losses", "labelers", "rm")} for k in w},
+            "kl": s.get("ppo", {}).get("kl"),
+            "rates": {m: {k: s[m][k] for k in ("helpful_rate", "false_fact_rate", "harmful_rate")}
+                      for m in ("base", "sft", "ppo") if m in s},
+            "timings_s": {k: round(v, 1) for k, v in s["timings_s"].items()},
+            "rm_sft_s": s.get("rm_model", {}).get("sft_s")}
+
+
+def table(rows: list[dict]) -> str:
+    f = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    ci = lambda w: f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]" if w else "–"  # noqa: E731
+    lines = ["| seed | RM vs gold | RM vs labelers | RM vs gold, PPO answers | PPO vs SFT (gold) | wins / ties / losses "
+             "| PPO vs base (gold) | KL | helpful SFT → PPO | harmful SFT → PPO | RM stage | PPO stage | total |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p, rates, t = r.get("ppo_vs_sft"), r["rates"], r["timings_s"]
+        wtl = f"{p['wins']:.3f} / {p['ties']:.3f} / {p['losses']:.3f}" if p else "–"
+        lines.append(f"| {r['seed']} | {f(r['rm_gold'])} | {f(r['rm_labelers'])} | {f(r['rm_on_ppo_gold'])} | {ci(p)} | "
+                     f"{wtl} | {ci(r.get('ppo_vs_base'))} | {f(r['kl'])} | "
+                     f"{f(rates['sft']['helpful_rate'])} → {f(rates.get('ppo', {}).get('helpful_rate'))} | "
+                     f"{f(rates['sft']['harmful_rate'])} → {f(rates.get('ppo', {}).get('harmful_rate'))} | "
+                     f"{t.get('rm', 0):.0f} s | {t.get('ppo', 0):.0f} s | {t.get('total', 0):.0f} s |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
+    p.add_argument("--save", default=None, metavar="JSON")
+    p.add_argument("--show", default=None, metavar="JSON", help="print a saved table")
+    args = p.parse_args(argv)
+    if args.show:
+        saved = io.read_json(args.show)
+    elif args.runs:
+        saved = {"made_by": {"command": "python benchmarks/seed_table.py " + " ".join(args.runs),
+                             "commit": code_commit(), "date": time.strftime("%Y-%m-%d")},
+                 "rows": [row(r) for r in args.runs]}
+    else:
+        p.error("give run folders or --show JSON")
+    print(table(saved["rows"]))
+    if args.save:
+        io.write_json_atomic(args.save, saved)
+        print(f"saved: {args.save}")
+    return saved
+
+
+if __name__ == "__main__":
+    main()
