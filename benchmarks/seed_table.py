@@ -27,7 +27,7 @@ def row(folder: str | Path) -> dict:
         raise FileNotFoundError(f"{path}: not a finished `minirlhf run` folder (summary.json missing)")
     s = json.loads(path.read_text())
     w, rm = s.get("win_rates", {}), s["rm"]
-    return {"run": str(folder), "seed": s["seed"], "device": s["device"], "rm_model": s.get("rm_model", {}).get("base"),
+    return {"run": str(folder), "commit": s.get("commit"), "seed": s["seed"], "device": s["device"], "rm_model": s.get("rm_model", {}).get("base"),
             "rm_gold": rm["accuracy_gold"], "rm_labelers": rm["accuracy_labelers"], "rm_gold_ties": rm.get("gold_tie_share"),
             "rm_on_ppo_gold": rm.get("on_ppo_samples", {}).get("accuracy_gold"),
             "rm_on_ppo_labelers": rm.get("on_ppo_samples", {}).get("accuracy_labelers"),
@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
     p.add_argument("--save", default=None, metavar="JSON")
     p.add_argument("--show", default=None, metavar="JSON", help="print a saved table")
+    p.add_argument("--commit", default=None, help="the commit that made the runs (default: this code's)")
     args = p.parse_args(argv)
     if args.show:
         saved = io.read_json(args.show)
     elif args.runs:
         saved = {"made_by": {"command": "python benchmarks/seed_table.py " + " ".join(args.runs),
-                             "commit": code_commit(), "date": time.strftime("%Y-%m-%d")},
+                             "commit": args.commit or code_commit(), "date": time.strftime("%Y-%m-%d")},
                  "rows": [row(r) for r in args.runs]}
     else:
         p.error("give run folders or --show JSON")

@@ -202,7 +202,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         ppo_config.iterations = ppo_iterations
     prompts = eval_prompts(100 if settings.fast else None)
     timings, metrics, figures, t_start = {}, [], {}, time.perf_counter()
-    summary = {"seed": seed, "device": settings.device, "fast": settings.fast}
+    from .ladder import code_commit
+    summary = {"seed": seed, "device": settings.device, "fast": settings.fast, "commit": code_commit()}
     world = json.loads((world_dir() / "world.json").read_text())
     summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
 

@@ -95,6 +95,7 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys, monkeypatch):
     assert rewards == [None, "learned RM"]                         # the learned RM only, never the gold
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fast"] is True and summary["device"] == "cpu" and summary["seed"] == 0
+    assert "commit" in summary          # the code that made the run (None where it travelled without .git)
     assert summary["ppo"]["kl"] == summary["ppo"]["kl"] and "helpful_rate" in summary["ppo"]
     for name in ("ppo_vs_sft", "ppo_vs_base"):
         w = summary["win_rates"][name]
