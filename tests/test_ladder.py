@@ -62,6 +62,8 @@ def test_headline_also_at_the_largest_size_whose_sft_beats_the_smallest(constant
     assert "fairness: small (5.0x the parameters)" in lines[-1]
     only_worse = ladder.analyse([rungs[0], rungs[2]], tau=0.1)
     assert only_worse["fair_size"] is None and "no larger SFT" in ladder.headline_lines(only_worse)[-1]
+    one_size = ladder.analyse([rungs[1]], tau=0.1)                       # a ladder of one rung (e.g. a CPU part)
+    assert one_size["fair_size"] is None and one_size["headline"]["small_sft_vs_small_sft"]["gold"] == 0.5
 
 
 def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_utilities, tmp_path):
