@@ -146,7 +146,7 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
                      ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
                  | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs if m in r["corpus_loss"]])} for m in has[s]}
              for s, rs in by_size.items()}
-    per_size = {s: {"params": params[s], "seeds": [r["seed"] for r in rs],
+    per_size = {s: {"params": params[s], "seeds": sorted(r["seed"] for r in rs),
                     "base_val_loss": mean([r["pretrain"]["val_loss"] for r in rs if r["pretrain"].get("val_loss")]),
                     "rm_accuracy_gold": mean([r["rm"]["accuracy_gold"] for r in rs if r["rm"]]),
                     "ppo_vs_own_sft": _pooled(rungs, (s, "ppo"), (s, "sft"), u, tau),
@@ -319,10 +319,12 @@ def merge(paths: list[str | Path], out: str | Path | None = None) -> dict:
     rungs, made_by, pretrain = {}, [], {}
     for path in paths:
         saved = io.read_json(path)
+        offset = len(made_by)
         made_by += saved["made_by"] if isinstance(saved["made_by"], list) else [saved["made_by"]]
         pretrain.update(saved.get("pretrain", {}))
-        for r in saved["rungs"]:
-            rungs[(r["size"], r["seed"])] = {**r, "made_by": len(made_by) - 1}   # index into made_by
+        for r in saved["rungs"]:   # an index into made_by; a merged file's rungs keep their own part
+            part = offset + r["made_by"] if isinstance(r.get("made_by"), int) else len(made_by) - 1
+            rungs[(r["size"], r["seed"])] = {**r, "made_by": part}
     records = list(rungs.values())
     result = {"made_by": made_by, "missing": [], "pretrain": pretrain, "analysis": analyse(records), "rungs": records}
     if out is not None:

@@ -82,6 +82,11 @@ def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_util
     assert [m["commit"] for m in merged["made_by"]] == ["a", "b"] and len(merged["rungs"]) == 2
     assert list(merged["analysis"]["figure1"]["ppo_ptx"]) == ["tiny", "large"]   # the later, complete rung won
     assert json.loads((tmp_path / "out.json").read_text())["analysis"]["baseline"] == "large sft"
+    (tmp_path / "3.json").write_text(json.dumps({"made_by": {"commit": "c"}, "rungs": [_rung("tiny", 1, 1, full)]}))
+    again = ladder.merge([tmp_path / "3.json", tmp_path / "out.json"])          # a merged file merged again
+    assert [m["commit"] for m in again["made_by"]] == ["c", "a", "b"]
+    assert {(r["size"], r["seed"]): again["made_by"][r["made_by"]]["commit"] for r in again["rungs"]} == {
+        ("tiny", 1): "c", ("tiny", 0): "a", ("large", 0): "b"}                 # each rung keeps its maker
     stale = json.loads((tmp_path / "out.json").read_text()) | {"analysis": {"old": True}}
     (tmp_path / "out.json").write_text(json.dumps(stale))
     ladder.cli(["--analyse", str(tmp_path / "out.json")])                       # reads only
