@@ -134,7 +134,7 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     models = [m for m in MODELS if any(m in has[s] for s in sizes)]                       # may miss a deadline
     u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
     figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes if m in has[s]} for m in models}
-    fairness = {s: _pooled(rungs, (s, "sft"), (small, "sft"), u, tau) for s in sizes}   # (one size: itself)
+    fairness = {s: _pooled(rungs, (s, "sft"), (small, "sft"), u, tau) for s in sizes[1:] or sizes}  # one size: itself
     fair = [s for s in sizes[1:] if fairness[s]["ci95"][0] > 0.5]      # its SFT model beats the smallest's
     headline = {}
     for big in dict.fromkeys([large] + fair[-1:]):                     # the largest, and the largest fair size
