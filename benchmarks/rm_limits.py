@@ -17,6 +17,10 @@ prompts never trained on. One reward model is trained per variant, all on the sa
 - `k9` (`--k9`): nine samples per prompt instead of four (new samples, held-out too);
 - `gold_passage` (`--passage N`): gold rankings, plus N more passage-task prompts (closed QA,
   summaries, extraction in equal shares, none of them held out) sampled and gold-ranked the same way;
+- `labelers_more` (`--more N`): the labelers' rankings plus N more prompts of the world's mix, found in
+  none of its prompt files, sampled and ranked by labelers the same way (the paper had ~33k prompts);
+- `sft_loglik` (`--loglik`): no reward model: each response scored by the SFT model's own summed
+  log-likelihood, to see what the language model knows that the reward model does not pick up;
 - `reading_gold`, `reading_labelers` (`--reading N`): the reward model initialised from a
   different SFT model: the same SFT recipe on a base model pretrained on the corpus plus N
   reading exercises (a passage, then a question about it and its answer, a one-line summary or
@@ -129,6 +133,47 @@ def passage_rows(sft: Path, held: list[dict], n: int, config) -> list[dict]:
     return gold_ranked(sample_comparisons(policy, tokenizer, prompts, config, seed=config.seed + 7))
 
 
+def more_rows(sft: Path, n: int, tau: float, config) -> list[dict]:
+    """K samples of ``sft`` on ``n`` new prompts of the world's mix, found in none of its prompt files (so
+    never in the held-out comparisons or the evaluation), ranked by labelers of the stage's ``tau``."""
+    import random
+    from minirlhf.generation import load_model
+    from minirlhf.io import read_jsonl
+    from minirlhf.paths import world_dir
+    from minirlhf.reward import rank_comparisons, sample_comparisons
+    from minirlhf.world.labelers import Labeler
+    from minirlhf.world.prompts import sample_prompt
+    used = {r["prompt"] for f in sorted(world_dir().glob("*_prompts.jsonl")) for r in read_jsonl(f)}
+    used |= {r["prompt"] for r in read_jsonl(world_dir() / "demonstrations.jsonl")}
+    rng, new = random.Random(config.seed + 321), {}
+    for _ in range(n * 50):
+        prompt = sample_prompt(rng)
+        if prompt not in used:
+            new.setdefault(prompt)
+        if len(new) >= n:
+            break
+    policy, tokenizer = load_model(sft, device=config.device)
+    rows = sample_comparisons(policy, tokenizer, list(new), config, seed=config.seed + 9)
+    return rank_comparisons(rows, Labeler(tau, seed=10 * config.seed + 5))
+
+
+def loglik_scores(sft: Path, rows: list[dict], device: str) -> list[float]:
+    """The SFT model's own log-likelihood of each response (summed over its tokens): a scorer with no
+    training, to see what the language model knows that the reward model does not use."""
+    from minirlhf.generation import load_model
+    from minirlhf.models import completion_text, prompt_text
+    model, tokenizer = load_model(sft, device=device)
+    out = []
+    with torch.no_grad():
+        for row in rows:
+            p = tokenizer(prompt_text(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]
+            for y in row["responses"]:
+                r = tokenizer(completion_text(tokenizer, y), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                logits = model(torch.tensor([p + r], device=model.device)).logits[0, len(p) - 1:-1].float()
+                out.append(torch.log_softmax(logits, -1).gather(-1, torch.tensor(r, device=model.device)[:, None]).sum().item())
+    return out
+
+
 def sft_rates(path: Path, device: str) -> dict:
     from minirlhf.judge import judge_model
     r = judge_model(path, n=None, device=device)
@@ -182,6 +227,10 @@ def main(argv=None) -> dict:
     p.add_argument("--k9", action="store_true", help="also train on K = 9 samples per prompt")
     p.add_argument("--passage", type=int, default=0, metavar="N",
                    help="also gold rankings plus N more passage-task prompts (variant gold_passage)")
+    p.add_argument("--more", type=int, default=0, metavar="N",
+                   help="also the labelers' rankings plus N more labeler-ranked prompts of the world's mix (labelers_more)")
+    p.add_argument("--loglik", action="store_true",
+                   help="also score held-out pairs by the SFT model's own log-likelihood, untrained (sft_loglik)")
     p.add_argument("--reading", type=int, default=0, metavar="N",
                    help="also RMs from an SFT model whose base saw N reading exercises more (reading_gold, reading_labelers)")
     p.add_argument("--reading-steps", type=int, default=None, help="pretraining steps of that base (default: tiny's)")
@@ -228,6 +277,20 @@ def main(argv=None) -> dict:
         extra = passage_rows(sft, drawn["held_rows"], args.passage, config)
         out["variants"]["gold_passage"] = train_and_measure(sft, gold + extra, drawn, config)
         print(f"gold_passage: {json.dumps(out['variants']['gold_passage'])}", file=sys.stderr, flush=True)
+    if args.more:
+        from collections import Counter
+        from minirlhf.world.prompts import parse_prompt
+        extra = more_rows(sft, args.more, drawn["tau"], config)
+        count = lambda rows: dict(Counter(parse_prompt(r["prompt"]).category for r in rows).most_common())  # noqa: E731
+        out["categories"] = {"stage": count(rankings), "more": count(extra)}
+        out["variants"]["labelers_more"] = train_and_measure(sft, rankings + extra, drawn, config)
+        print(f"labelers_more: {json.dumps(out['variants']['labelers_more'])}", file=sys.stderr, flush=True)
+    if args.loglik:
+        scores = loglik_scores(sft, drawn["heldout"], args.device)
+        from minirlhf.reward import evaluate, fresh_labeler
+        m = evaluate(None, None, drawn["heldout"], fresh_labeler(drawn["tau"], config), scores=scores)
+        out["variants"]["sft_loglik"] = {"train_prompts": 0, "train_s": 0.0, **{k: m[k] for k in (
+            "accuracy_gold", "accuracy_labelers", "gold_tie_share")}, **breakdown(drawn["heldout"], scores)}
     if args.reading:
         reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)
         out["sft_rates"] = {"stage": sft_rates(sft, args.device), "reading": sft_rates(reading, args.device)}

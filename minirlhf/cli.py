@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_world)
 
     p = sub.add_parser("pretrain", help="pretrain a base model of the size ladder on the world's corpus")
-    p.add_argument("--size", default="tiny", help="a size of the ladder (tiny, small, medium, large)")
+    p.add_argument("--size", default="tiny", help="a size of the ladder (nano, tiny, small, medium, large)")
     p.add_argument("--out", default=None, help="output folder (default: data/models/base-SIZE)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--steps", type=int, default=None, help="override the size's number of steps")

@@ -119,6 +119,8 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
       models, with the fairness check that the largest SFT beats the smallest SFT on gold;
       where that check fails, the same comparisons at ``fair_size``, the largest size whose SFT
       model does beat the smallest's (its CI above 1/2), if any;
+    * ``by_size[size]``: the same for each size between the smallest and the largest, at its own
+      ``fair_size`` (the largest size whose SFT model beats this size's SFT model);
     * ``table[size][model]``: helpful / false-fact / harmful rates and held-out corpus loss;
     * ``sizes``: parameters, base model val loss, RM gold accuracy and PPO-vs-own-SFT per size.
     """
@@ -129,23 +131,32 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     params = {r["size"]: r["params"] for r in rungs}
     sizes = sorted(params, key=params.get)
     small, large = sizes[0], sizes[-1]
-    by_size = {s: [r for r in rungs if r["size"] == s] for s in sizes}
-    has = {s: [m for m in MODELS if all(m in r["responses"] for r in rs)] for s, rs in by_size.items()}  # PPO-ptx
+    rungs_of = {s: [r for r in rungs if r["size"] == s] for s in sizes}
+    has = {s: [m for m in MODELS if all(m in r["responses"] for r in rs)] for s, rs in rungs_of.items()}  # PPO-ptx
     models = [m for m in MODELS if any(m in has[s] for s in sizes)]                       # may miss a deadline
     u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
     figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes if m in has[s]} for m in models}
     fairness = {s: _pooled(rungs, (s, "sft"), (small, "sft"), u, tau) for s in sizes[1:] or sizes}  # one size: itself
     fair = [s for s in sizes[1:] if fairness[s]["ci95"][0] > 0.5]      # its SFT model beats the smallest's
+
+    def versus(p: str, big: str, sft_check: dict) -> dict:             # p's RLHF models against big's base and SFT
+        return {f"{p}_{m}_vs_{big}_{n}": _pooled(rungs, (p, m), (big, n), u, tau)
+                for m in ("ppo", "ppo_ptx") if m in has[p] for n in ("base", "sft")} | {f"{big}_sft_vs_{p}_sft": sft_check}
+
     headline = {}
     for big in dict.fromkeys([large] + fair[-1:]):                     # the largest, and the largest fair size
-        headline |= {f"{small}_{m}_vs_{big}_{n}": _pooled(rungs, (small, m), (big, n), u, tau)
-                     for m in ("ppo", "ppo_ptx") if m in has[small] for n in ("base", "sft")}
-        headline[f"{big}_sft_vs_{small}_sft"] = fairness[big]
+        headline |= versus(small, big, fairness[big])
+    by_size = {}                                                       # the same for every middle size
+    for i, p in enumerate(sizes[1:-1], 1):
+        checks = {b: _pooled(rungs, (b, "sft"), (p, "sft"), u, tau) for b in sizes[i + 1:]}
+        fair_p = [b for b, w in checks.items() if w["ci95"][0] > 0.5]
+        by_size[p] = {"fair_size": fair_p[-1] if fair_p else None,
+                      "comparisons": versus(p, fair_p[-1], checks[fair_p[-1]]) if fair_p else {}}
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     table = {s: {m: {k: mean([r["rates"][m][k] for r in rs]) for k in
                      ("helpful_rate", "false_fact_rate", "harmful_rate", "gold_utility_mean")}
                  | {"corpus_loss": mean([r["corpus_loss"][m] for r in rs if m in r["corpus_loss"]])} for m in has[s]}
-             for s, rs in by_size.items()}
+             for s, rs in rungs_of.items()}
     per_size = {s: {"params": params[s], "seeds": sorted(r["seed"] for r in rs),
                     "base_val_loss": mean([r["pretrain"]["val_loss"] for r in rs if r["pretrain"].get("val_loss")]),
                     "rm_accuracy_gold": mean([r["rm"]["accuracy_gold"] for r in rs if r["rm"]]),
@@ -153,25 +164,34 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
                     "ppo_ptx_vs_own_sft": _pooled(rungs, (s, "ppo_ptx"), (s, "sft"), u, tau)
                     if "ppo_ptx" in has[s] else None,
                     "rung_seconds": mean([r["timings_s"]["rung_total"] for r in rs])}
-                for s, rs in by_size.items()}
+                for s, rs in rungs_of.items()}
     return {"baseline": f"{large} sft", "models": models, "sizes": per_size, "figure1": figure1,
-            "headline": headline, "fair_size": fair[-1] if fair else None, "table": table}
+            "headline": headline, "fair_size": fair[-1] if fair else None, "by_size": by_size, "table": table}
+
+
+def _verdict(name: str, w: dict) -> str:
+    verdict = "holds" if w["ci95"][0] > 0.5 else "does not hold" if w["ci95"][1] < 0.5 else "is within noise"
+    return (f"{name.replace('_vs_', ' vs ').replace('_', ' ')}: gold win rate {w['gold']:.3f} "
+            f"[{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] over {w['n']} prompts x seeds (labelers {w['labelers']:.3f}): {verdict}")
 
 
 def headline_lines(result: dict) -> list[str]:
-    """The headline comparisons as sentences, each with its CI and whether it holds."""
-    lines = []
-    for name, w in result["headline"].items():
-        verdict = "holds" if w["ci95"][0] > 0.5 else "does not hold" if w["ci95"][1] < 0.5 else "is within noise"
-        lines.append(f"{name.replace('_vs_', ' vs ').replace('_', ' ')}: gold win rate {w['gold']:.3f} "
-                     f"[{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] over {w['n']} prompts x seeds "
-                     f"(labelers {w['labelers']:.3f}): {verdict}")
+    """The headline comparisons as sentences, each with its CI and whether it holds; then the
+    same at each middle size's largest fair gap (``by_size``)."""
+    lines = [_verdict(name, w) for name, w in result["headline"].items()]
     if "fair_size" in result:                                          # (older saved analyses lack it)
         sizes, fair = result["sizes"], result["fair_size"]
         small = next(iter(sizes))
         lines.append("fairness: no larger SFT model beats the smallest one on gold" if fair is None else
                      f"fairness: {fair} ({sizes[fair]['params'] / sizes[small]['params']:.1f}x the parameters) "
                      f"is the largest size whose SFT model beats the {small} SFT model on gold")
+    for p, at in result.get("by_size", {}).items():
+        if at["fair_size"] is None:
+            lines.append(f"{p}: no larger SFT model beats the {p} SFT model on gold")
+            continue
+        ratio = result["sizes"][at["fair_size"]]["params"] / result["sizes"][p]["params"]
+        lines += [f"{p} at its largest fair gap ({at['fair_size']}, {ratio:.1f}x): " + _verdict(name, w)
+                  for name, w in at["comparisons"].items()]
     return lines
 
 

@@ -59,11 +59,34 @@ def test_headline_also_at_the_largest_size_whose_sft_beats_the_smallest(constant
     assert h["tiny_ppo_vs_small_base"]["gold"] == 1.0
     lines = ladder.headline_lines(a)
     assert any("tiny ppo vs small sft: gold win rate 0.000" in line and "does not hold" in line for line in lines)
-    assert "fairness: small (5.0x the parameters)" in lines[-1]
+    assert "fairness: small (5.0x the parameters) is the largest size" in lines[-2]
+    assert a["by_size"]["small"] == {"fair_size": None, "comparisons": {}}       # large SFT loses to small SFT too
+    assert lines[-1] == "small: no larger SFT model beats the small SFT model on gold"
     only_worse = ladder.analyse([rungs[0], rungs[2]], tau=0.1)
     assert only_worse["fair_size"] is None and "no larger SFT" in ladder.headline_lines(only_worse)[-1]
     one_size = ladder.analyse([rungs[1]], tau=0.1)                       # a ladder of one rung (e.g. a CPU part)
     assert one_size["fair_size"] is None and one_size["headline"]["small_sft_vs_small_sft"]["gold"] == 0.5
+
+
+def test_each_middle_size_at_its_own_largest_fair_gap(constant_utilities):
+    u = {"nano": {"base": -1.0, "sft": -0.5, "ppo": 0.0, "ppo_ptx": 0.0},
+         "tiny": {"base": -1.0, "sft": 0.0, "ppo": 0.5, "ppo_ptx": 0.5},
+         "small": {"base": -0.5, "sft": 1.0, "ppo": 1.0, "ppo_ptx": 1.0},     # its SFT beats nano's and tiny's
+         "large": {"base": -0.5, "sft": -0.2, "ppo": 0.0, "ppo_ptx": 0.0}}    # beats nano's SFT only
+    sizes = (("nano", 1), ("tiny", 7), ("small", 36), ("large", 270))
+    a = ladder.analyse([_rung(size, params, 0, u[size]) for size, params in sizes], tau=0.1)
+    assert a["fair_size"] == "large" and a["headline"]["large_sft_vs_nano_sft"]["gold"] == 1.0
+    assert a["headline"]["nano_ppo_vs_large_sft"]["gold"] == 1.0 and "nano_ppo_vs_small_sft" not in a["headline"]
+    assert list(a["by_size"]) == ["tiny", "small"]
+    tiny = a["by_size"]["tiny"]
+    assert tiny["fair_size"] == "small" and tiny["comparisons"]["small_sft_vs_tiny_sft"]["gold"] == 1.0
+    assert tiny["comparisons"]["tiny_ppo_vs_small_sft"]["gold"] == 0.0
+    assert tiny["comparisons"]["tiny_ppo_ptx_vs_small_base"]["gold"] == 1.0
+    assert a["by_size"]["small"]["fair_size"] is None
+    lines = ladder.headline_lines(a)
+    assert "fairness: large (270.0x the parameters)" in lines[5]
+    assert any(line.startswith("tiny at its largest fair gap (small, 5.1x): tiny ppo vs small sft: gold win rate 0.000")
+               and line.endswith("does not hold") for line in lines)
 
 
 def test_missing_ppo_ptx_is_left_out_and_merge_prefers_later_files(constant_utilities, tmp_path):
