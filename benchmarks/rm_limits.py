@@ -5,6 +5,8 @@
     python benchmarks/rm_limits.py --show data/results/rm_limits_cpu.json   # a saved result as markdown
     python benchmarks/rm_limits.py --no-defaults --passage 3000 --reading 4000 \
         --save data/results/rm_capacity_cpu.json                            # is it data or the model? (~25 min)
+    python benchmarks/rm_limits.py --no-defaults --more 5580 20000 --loglik \
+        --save data/results/rm_more_cpu.json                                # more labeled prompts (~30 min)
 
 The reward-model stage as `minirlhf run` does it (`RMConfig` defaults; SFT from the shipped tiny
 base model, or `--sft PATH`): K = 4 samples of the SFT policy per comparison prompt, ranked by
@@ -17,8 +19,9 @@ prompts never trained on. One reward model is trained per variant, all on the sa
 - `k9` (`--k9`): nine samples per prompt instead of four (new samples, held-out too);
 - `gold_passage` (`--passage N`): gold rankings, plus N more passage-task prompts (closed QA,
   summaries, extraction in equal shares, none of them held out) sampled and gold-ranked the same way;
-- `labelers_more` (`--more N`): the labelers' rankings plus N more prompts of the world's mix, found in
-  none of its prompt files, sampled and ranked by labelers the same way (the paper had ~33k prompts);
+- `labelers_more_N` (`--more N [N ...]`): the labelers' rankings plus N more prompts of the world's mix,
+  found in none of its prompt files, sampled and ranked by labelers the same way, exactly as
+  `minirlhf run --more-comparisons N` does (`RMConfig.more_prompts`; the paper had ~33k prompts);
 - `sft_loglik` (`--loglik`): no reward model: each response scored by the SFT model's own summed
   log-likelihood, to see what the language model knows that the reward model does not pick up;
 - `reading_gold`, `reading_labelers` (`--reading N`): the reward model initialised from a
@@ -134,27 +137,12 @@ def passage_rows(sft: Path, held: list[dict], n: int, config) -> list[dict]:
 
 
 def more_rows(sft: Path, n: int, tau: float, config) -> list[dict]:
-    """K samples of ``sft`` on ``n`` new prompts of the world's mix, found in none of its prompt files (so
-    never in the held-out comparisons or the evaluation), ranked by labelers of the stage's ``tau``."""
-    import random
+    """The RM stage's ``more_prompts`` comparisons (`reward.more_comparisons`): K samples of ``sft`` on
+    ``n`` new prompts of the world's mix, found in none of its files, ranked by labelers of ``tau``."""
     from minirlhf.generation import load_model
-    from minirlhf.io import read_jsonl
-    from minirlhf.paths import world_dir
-    from minirlhf.reward import rank_comparisons, sample_comparisons
-    from minirlhf.world.labelers import Labeler
-    from minirlhf.world.prompts import sample_prompt
-    used = {r["prompt"] for f in sorted(world_dir().glob("*_prompts.jsonl")) for r in read_jsonl(f)}
-    used |= {r["prompt"] for r in read_jsonl(world_dir() / "demonstrations.jsonl")}
-    rng, new = random.Random(config.seed + 321), {}
-    for _ in range(n * 50):
-        prompt = sample_prompt(rng)
-        if prompt not in used:
-            new.setdefault(prompt)
-        if len(new) >= n:
-            break
+    from minirlhf.reward import more_comparisons
     policy, tokenizer = load_model(sft, device=config.device)
-    rows = sample_comparisons(policy, tokenizer, list(new), config, seed=config.seed + 9)
-    return rank_comparisons(rows, Labeler(tau, seed=10 * config.seed + 5))
+    return more_comparisons(policy, tokenizer, replace(config, more_prompts=n), tau)
 
 
 def loglik_scores(sft: Path, rows: list[dict], device: str) -> list[float]:
@@ -227,8 +215,9 @@ def main(argv=None) -> dict:
     p.add_argument("--k9", action="store_true", help="also train on K = 9 samples per prompt")
     p.add_argument("--passage", type=int, default=0, metavar="N",
                    help="also gold rankings plus N more passage-task prompts (variant gold_passage)")
-    p.add_argument("--more", type=int, default=0, metavar="N",
-                   help="also the labelers' rankings plus N more labeler-ranked prompts of the world's mix (labelers_more)")
+    p.add_argument("--more", type=int, nargs="+", default=[], metavar="N",
+                   help="also the labelers' rankings plus N more labeler-ranked prompts of the world's mix "
+                        "(labelers_more_N), for each N given")
     p.add_argument("--loglik", action="store_true",
                    help="also score held-out pairs by the SFT model's own log-likelihood, untrained (sft_loglik)")
     p.add_argument("--reading", type=int, default=0, metavar="N",
@@ -277,14 +266,14 @@ def main(argv=None) -> dict:
         extra = passage_rows(sft, drawn["held_rows"], args.passage, config)
         out["variants"]["gold_passage"] = train_and_measure(sft, gold + extra, drawn, config)
         print(f"gold_passage: {json.dumps(out['variants']['gold_passage'])}", file=sys.stderr, flush=True)
-    if args.more:
+    for n_more in args.more:
         from collections import Counter
         from minirlhf.world.prompts import parse_prompt
-        extra = more_rows(sft, args.more, drawn["tau"], config)
-        count = lambda rows: dict(Counter(parse_prompt(r["prompt"]).category for r in rows).most_common())  # noqa: E731
-        out["categories"] = {"stage": count(rankings), "more": count(extra)}
-        out["variants"]["labelers_more"] = train_and_measure(sft, rankings + extra, drawn, config)
-        print(f"labelers_more: {json.dumps(out['variants']['labelers_more'])}", file=sys.stderr, flush=True)
+        extra = more_rows(sft, n_more, drawn["tau"], config)
+        name = f"labelers_more_{n_more}"
+        out["variants"][name] = {**train_and_measure(sft, rankings + extra, drawn, config), "categories_more": dict(
+            Counter(parse_prompt(r["prompt"]).category for r in extra).most_common())}
+        print(f"{name}: {json.dumps(out['variants'][name])}", file=sys.stderr, flush=True)
     if args.loglik:
         scores = loglik_scores(sft, drawn["heldout"], args.device)
         from minirlhf.reward import evaluate, fresh_labeler

@@ -66,7 +66,7 @@ def _run(args) -> None:
         rm_model = str(base_model_dir(args.rm_size))
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
-        rm_model=rm_model)
+        rm_model=rm_model, more_comparisons=args.more_comparisons)
 
 
 def _models(args) -> None:
@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm-size", default=None,
                    help="a larger pretrained size for the reward model alone (the paper's one 6B RM for every policy)")
     p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
+    p.add_argument("--more-comparisons", type=int, default=0, metavar="N",
+                   help="N more comparison prompts of the world's mix for the reward model (5580: 4x the default)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

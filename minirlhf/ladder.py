@@ -7,7 +7,7 @@ base -> SFT -> RM -> PPO and PPO-ptx (``minirlhf run`` plus a PPO-ptx run), ever
 sampled on the same held-out prompts. ``analyse`` then judges every model against the
 largest SFT model, from the saved texts alone, so the numbers can be recomputed anywhere.
 
-    minirlhf ladder --sizes tiny,small,medium,large --seeds 0 --jobs 4 --out runs/ladder   # on a GPU
+    minirlhf ladder --sizes nano,tiny,small,large --seeds 0 --jobs 4 --out runs/ladder     # on a GPU
     minirlhf ladder --analyse data/results/ladder_gpu.json                                  # anywhere
 
 Sizes other than tiny are pretrained first (once per size, seed 0), in parallel; rungs run
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", default="tiny,small,large", help="comma-separated sizes of the ladder")
+    p.add_argument("--sizes", default="nano,tiny,small,large", help="comma-separated sizes of the ladder")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, for every size")
     p.add_argument("--rungs", nargs="*", default=None, help="SIZE:SEEDS items instead, e.g. tiny:0,1,2 large:0")
     p.add_argument("--out", default="runs/ladder")

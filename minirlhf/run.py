@@ -162,7 +162,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
-        rm_model: str | Path | None = None) -> dict:
+        rm_model: str | Path | None = None, more_comparisons: int = 0) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``.
 
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
@@ -176,6 +176,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     model for policies of every size). It is fine-tuned on the demonstrations too (``rm_sft/``,
     at its own ``lr_scale``), and the reward model starts from that SFT model; its comparisons
     are still the policy's SFT samples, and PPO's value model starts from it, as always.
+
+    ``more_comparisons``: that many more comparison prompts for the reward model
+    (``RMConfig.more_prompts``): new prompts of the world's mix, sampled and ranked the same way.
     """
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer
@@ -251,6 +254,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         if rm_model is not None:     # the reward model's own, larger base, fine-tuned first
             init, rm_config = _rm_sft(Path(rm_model), out / "rm_sft", settings, summary)
             summary["lr"]["rm"] = rm_config.lr
+        rm_config.more_prompts = more_comparisons
         with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
                           gradient_checkpointing=rm_config.gradient_checkpointing):
             rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
@@ -258,7 +262,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         timings["rm"] = time.perf_counter() - t
         metrics += rm["history"]
         m = rm["metrics"]
-        summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)}
+        summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)} | {"train_prompts": len(rm["rankings"])}
         ceiling = world["labelers"]["labeler_gold_agreement_fresh"]["all"]
         figures["RM accuracy"] = str(plots.save(plots.rm_training(rm["history"], m, ceiling),
                                                 out / "plots" / "rm_accuracy.png").relative_to(out))

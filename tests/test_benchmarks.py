@@ -79,6 +79,24 @@ def test_rm_limits_capacity_variants(tmp_path):
     assert [parse_prompt(r["prompt"]).category for r in rows] == list(limits.PASSAGE_TASKS)
 
 
+def test_rm_limits_more_prompts_and_loglik():
+    """--more adds labeler-ranked comparisons on prompts found in none of the world's files; --loglik
+    scores the held-out pairs by the SFT model's own log-likelihood, with no reward model."""
+    from minirlhf.io import read_jsonl
+    from minirlhf.paths import base_model_dir, world_dir
+    limits = _script("rm_limits")
+    out = limits.main(["--sft", str(base_model_dir("tiny")), "--max-prompts", "20", "--epochs", "1", "--no-defaults",
+                       "--more", "6", "--loglik"])
+    v = out["variants"]
+    assert set(v) == {"labelers_more_6", "sft_loglik"} and v["labelers_more_6"]["train_prompts"] == 16 + 6
+    assert sum(v["labelers_more_6"]["categories_more"].values()) == 6
+    assert v["sft_loglik"]["train_prompts"] == 0 and 0 <= v["sft_loglik"]["accuracy_gold"] <= 1
+    rows = limits.more_rows(base_model_dir("tiny"), 5, 0.1, limits_config())
+    used = {r["prompt"] for f in world_dir().glob("*_prompts.jsonl") for r in read_jsonl(f)}
+    assert len(rows) == 5 and not used & {r["prompt"] for r in rows}
+    assert all(sorted(r["ranking"]) == [0, 1] for r in rows)                      # K = 2, ranked
+
+
 def limits_config():
     from minirlhf.reward import RMConfig
     return RMConfig(k=2, max_new_tokens=8)

@@ -71,3 +71,36 @@ def test_length_grouped_batches_cover_every_index_once_with_less_padding():
     order = list(range(200))
     random.Random(0).shuffle(order)
     assert [i for b in plain for i in b] == order          # group=1: the plain shuffled order
+
+
+def test_new_prompts_says_when_the_world_runs_out(monkeypatch):
+    import itertools
+
+    import minirlhf.world.prompts as world_prompts
+    from minirlhf.reward import new_prompts
+    pool = itertools.cycle(["What is 1 plus 1?", "brand new A", "brand new B"])   # two prompts no file has
+    monkeypatch.setattr(world_prompts, "sample_prompt", lambda rng: next(pool))
+    assert new_prompts(2) == ["brand new A", "brand new B"]
+    with pytest.raises(ValueError, match="only 2 more prompts to offer, not 3"):
+        new_prompts(3)
+
+
+def test_more_prompts_are_new_training_comparisons_only():
+    """RMConfig.more_prompts: new prompts of the world's mix (in none of its files) sampled and ranked
+    for training; the held-out comparisons and the labelers' tau stay those of the world's prompts."""
+    from minirlhf.generation import load_model
+    from minirlhf.io import read_jsonl
+    from minirlhf.paths import base_model_dir, world_dir
+    from minirlhf.reward import draw_comparisons, new_prompts
+    new = new_prompts(30, seed=0)
+    used = {r["prompt"] for f in world_dir().glob("*.jsonl") if f.name != "corpus.jsonl"
+            for r in read_jsonl(f) if "prompt" in r}
+    assert len(set(new)) == 30 and not used & set(new) and new == new_prompts(30, seed=0)
+    policy, tokenizer = load_model(base_model_dir("tiny"))
+    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl")][:20]
+    config = RMConfig(k=2, max_new_tokens=6)
+    plain = draw_comparisons(policy, tokenizer, prompts, config, tau=0.1)
+    more = draw_comparisons(policy, tokenizer, prompts, RMConfig(k=2, max_new_tokens=6, more_prompts=5), tau=0.1)
+    assert len(more["rankings"]) == len(plain["rankings"]) + 5 and more["rankings"][:16] == plain["rankings"]
+    assert {r["prompt"] for r in more["rankings"][16:]} == set(new_prompts(5, seed=0))
+    assert more["heldout"] == plain["heldout"] and more["tau"] == plain["tau"]
