@@ -80,6 +80,8 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                   f"{rm['margin']:.3f} | {rm['n_pairs']} | {rm.get('labelers_tau', float('nan')):.3f} | "
                   f"{rm.get('labeler_labeler_agreement', float('nan')):.3f} | "
                   f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
+        if "train_prompts" in rm:
+            lines += ["", f"Trained on the labelers' rankings of {rm['train_prompts']:,} prompts."]
         if "rm_model" in summary:
             r = summary["rm_model"]
             lines += ["", f"The reward model started from its own base, `{r['base']}`, fine-tuned on the demonstrations "

@@ -1030,8 +1030,8 @@ def evaluation() -> list:
         '''),
         md("""
             `docs/evaluation.md` discusses these numbers, including where the headline does not hold
-            and why. To run the ladder yourself on a GPU: `minirlhf ladder --sizes tiny,small,large
-            --seeds 0 --jobs 4`.
+            and why. To run the ladder yourself on a GPU: `minirlhf ladder --sizes
+            nano,tiny,small,large --seeds 0 --jobs 4`.
 
             ## Exercises
 

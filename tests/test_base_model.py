@@ -137,3 +137,18 @@ def test_run_with_the_reward_models_own_base(tmp_path):
     assert 0 <= summary["rm"]["accuracy_gold"] <= 1 and "its own base" in (tmp_path / "report.md").read_text()
     with pytest.raises(FileNotFoundError, match="rm_model"):
         run(tmp_path / "bad", fast=True, stages=("base", "sft", "rm"), rm_model=tmp_path / "nowhere")
+
+
+def test_run_with_more_comparisons(tmp_path, monkeypatch):
+    """--more-comparisons N: N more ranked prompts for training only; the held-out pairs stay the same."""
+    from minirlhf import cli
+    from minirlhf.run import run
+    summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), more_comparisons=6)
+    info = json.loads((tmp_path / "rm" / "rm_info.json").read_text())
+    n = info["config"]["max_prompts"]                                  # fast mode: the first 400 prompts
+    assert info["config"]["more_prompts"] == 6
+    assert summary["rm"]["train_prompts"] == info["train_rankings"] == n - int(n * 0.2) + 6
+    seen = {}
+    monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
+    assert cli.main(["run", "--more-comparisons", "9", "--out", str(tmp_path / "cli")]) == 0
+    assert seen["more_comparisons"] == 9
