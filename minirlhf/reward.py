@@ -48,8 +48,9 @@ class RMConfig:
     heldout_fraction: float = 0.2  # comparison prompts kept for held-out accuracy
     max_prompts: int | None = None  # use only the first N comparison prompts (fast mode)
     more_prompts: int = 0      # N more training prompts of the world's mix beyond its 2,325 (found in none of
-                               # its files; never held out). The paper ranked ~33k prompts; 5,580 more give 4x
-                               # the training prompts and +0.09 gold accuracy (docs/reward_model.md), 2.3x the stage
+                               # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
+                               # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
+                               # (docs/reward_model.md); off by default to keep `minirlhf run` within 5 minutes
     calibrate_labelers: bool = True  # labelers' tau set so two of them agree on the paper's
                                      # 72.6% of these very pairs (else: world.json's tau)
     lora: LoRAConfig | None = None  # None: train every weight; LoRAConfig(): adapters + the head, merged after

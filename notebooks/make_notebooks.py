@@ -1020,7 +1020,8 @@ def evaluation() -> list:
         md("""
             The headline: the smallest RLHF model against the largest base and SFT models. The
             comparison is fair only if the larger SFT model beats the smaller one; where it does not,
-            the same comparisons follow at the largest size where it does (the last line names it).
+            the same comparisons follow at the largest size where it does (the `fairness` line names
+            it). Then each middle size, against the largest size whose SFT model beats its own.
         """),
         code('''
             print("\\n".join(headline_lines(result)))
