@@ -145,20 +145,23 @@ def more_rows(sft: Path, n: int, tau: float, config) -> list[dict]:
     return more_comparisons(policy, tokenizer, replace(config, more_prompts=n), tau)
 
 
-def loglik_scores(sft: Path, rows: list[dict], device: str) -> list[float]:
-    """The SFT model's own log-likelihood of each response (summed over its tokens): a scorer with no
-    training, to see what the language model knows that the reward model does not use."""
+def loglik_scores(sft: Path, rows: list[dict], device: str, batch_size: int = 64) -> list[float]:
+    """The SFT model's own log-likelihood of each response (summed over its tokens and eos, tokenized
+    as SFT trains on it: `sft.tokenize_example`): a scorer with no training, to see what the language
+    model knows that the reward model does not use."""
+    import torch.nn.functional as F
     from minirlhf.generation import load_model
-    from minirlhf.models import completion_text, prompt_text
+    from minirlhf.sft import IGNORE, collate, tokenize_example
     model, tokenizer = load_model(sft, device=device)
+    examples = [tokenize_example(tokenizer, row["prompt"], y, tokenizer.model_max_length)
+                for row in rows for y in row["responses"]]
     out = []
     with torch.no_grad():
-        for row in rows:
-            p = tokenizer(prompt_text(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]
-            for y in row["responses"]:
-                r = tokenizer(completion_text(tokenizer, y), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-                logits = model(torch.tensor([p + r], device=model.device)).logits[0, len(p) - 1:-1].float()
-                out.append(torch.log_softmax(logits, -1).gather(-1, torch.tensor(r, device=model.device)[:, None]).sum().item())
+        for i in range(0, len(examples), batch_size):
+            b = {k: v.to(model.device) for k, v in collate(examples[i:i + batch_size], tokenizer.pad_token_id).items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+            nll = F.cross_entropy(logits.transpose(1, 2), b["labels"][:, 1:], ignore_index=IGNORE, reduction="none")
+            out += (-nll.sum(1)).tolist()                          # (B,): sum over the response tokens
     return out
 
 
@@ -266,9 +269,9 @@ def main(argv=None) -> dict:
         extra = passage_rows(sft, drawn["held_rows"], args.passage, config)
         out["variants"]["gold_passage"] = train_and_measure(sft, gold + extra, drawn, config)
         print(f"gold_passage: {json.dumps(out['variants']['gold_passage'])}", file=sys.stderr, flush=True)
+    from collections import Counter
+    from minirlhf.world.prompts import parse_prompt
     for n_more in args.more:
-        from collections import Counter
-        from minirlhf.world.prompts import parse_prompt
         extra = more_rows(sft, n_more, drawn["tau"], config)
         name = f"labelers_more_{n_more}"
         out["variants"][name] = {**train_and_measure(sft, rankings + extra, drawn, config), "categories_more": dict(
