@@ -136,20 +136,22 @@ def analyse(rungs: list[dict], tau: float | None = None) -> dict:
     models = [m for m in MODELS if any(m in has[s] for s in sizes)]                       # may miss a deadline
     u = {(r["size"], r["seed"]): _utilities(r) for r in rungs}
     figure1 = {m: {s: _pooled(rungs, (s, m), (large, "sft"), u, tau) for s in sizes if m in has[s]} for m in models}
-    fairness = {s: _pooled(rungs, (s, "sft"), (small, "sft"), u, tau) for s in sizes[1:] or sizes}  # one size: itself
-    fair = [s for s in sizes[1:] if fairness[s]["ci95"][0] > 0.5]      # its SFT model beats the smallest's
+    def fairness(i: int) -> tuple[dict, list[str]]:                   # each larger SFT model against size i's,
+        checks = {b: _pooled(rungs, (b, "sft"), (sizes[i], "sft"), u, tau) for b in sizes[i + 1:]}
+        return checks, [b for b, w in checks.items() if w["ci95"][0] > 0.5]   # and the sizes whose SFT beats it
 
     def versus(p: str, big: str, sft_check: dict) -> dict:             # p's RLHF models against big's base and SFT
         return {f"{p}_{m}_vs_{big}_{n}": _pooled(rungs, (p, m), (big, n), u, tau)
                 for m in ("ppo", "ppo_ptx") if m in has[p] for n in ("base", "sft")} | {f"{big}_sft_vs_{p}_sft": sft_check}
 
+    checks, fair = fairness(0)
+    checks = checks or {small: _pooled(rungs, (small, "sft"), (small, "sft"), u, tau)}   # one size: itself
     headline = {}
     for big in dict.fromkeys([large] + fair[-1:]):                     # the largest, and the largest fair size
-        headline |= versus(small, big, fairness[big])
+        headline |= versus(small, big, checks[big])
     by_size = {}                                                       # the same for every middle size
     for i, p in enumerate(sizes[1:-1], 1):
-        checks = {b: _pooled(rungs, (b, "sft"), (p, "sft"), u, tau) for b in sizes[i + 1:]}
-        fair_p = [b for b, w in checks.items() if w["ci95"][0] > 0.5]
+        checks, fair_p = fairness(i)
         by_size[p] = {"fair_size": fair_p[-1] if fair_p else None,
                       "comparisons": versus(p, fair_p[-1], checks[fair_p[-1]]) if fair_p else {}}
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
