@@ -194,6 +194,34 @@ def rm_limits(result: dict):
     return fig
 
 
+def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]] | None = None, key: str = "gold"):
+    """Gold win rate over one SFT sample against KL from the SFT policy: best-of-n picked by each
+    reward model (``best_of_n.curve`` records, x = the KL bound) and by gold, PPO policies as stars
+    (name -> (``ppo.kl``, win rate over SFT)) in the colour of the curve of the same name."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    colour = {name: f"C{i}" for i, name in enumerate(curves)}
+    for name, curve in curves.items():
+        ax.plot([c["kl_bound"] for c in curve], [c["rm"][key] for c in curve], "o-", color=colour[name],
+                label=f"best-of-n by RM: {name}")
+    first = next(iter(curves.values()), [])
+    ax.plot([c["kl_bound"] for c in first], [c["gold"][key] for c in first], "s--", color="grey",
+            label="best-of-n by gold (the ceiling)")
+    for c in first:
+        ax.annotate(f"n={c['n']}", (c["kl_bound"], c["gold"][key]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7, color="grey")
+    for j, (name, (kl, rate)) in enumerate((ppo or {}).items()):
+        ax.plot([kl], [rate], "*", ms=13, mec="black", mew=0.5, color=colour.get(name, f"C{len(curves) + j}"),
+                label=f"PPO: {name}")
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.axhline(0.65, color="C3", ls="--", lw=1, label="target: PPO over SFT")
+    ax.set(xlabel="KL from the SFT policy (nats; best-of-n: its upper bound)",
+           ylabel="gold win rate over one SFT sample", title="What the reward model can buy")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path: str | Path) -> Path:
     """Save a figure (creating the folder) and close it."""
     path = Path(path)

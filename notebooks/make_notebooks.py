@@ -619,13 +619,14 @@ def ppo() -> list:
             it close to the SFT model, so it cannot drift into text the RM was never trained on.
 
             Here: the objective and the functions that implement each part, a PPO run with a live
-            dashboard, what changed, **reward hacking made visible**, and PPO-ptx's answer to the
-            "alignment tax".
+            dashboard, what changed, what best-of-n sampling buys from the same reward model without any
+            training, **reward hacking made visible**, and PPO-ptx's answer to the "alignment tax".
         """),
         SETUP,
         code('''
             from datasets import load_dataset
             from minirlhf import plots
+            from minirlhf.best_of_n import measure
             from minirlhf.dashboard import Dashboard, compare, sample_explorer
             from minirlhf.evaluate import corpus_loss, win_rate
             from minirlhf.judge import EVAL_TEMPERATURE, eval_prompts, rates
@@ -736,6 +737,22 @@ def ppo() -> list:
         """),
         code('''
             sample_explorer(rows)
+        '''),
+        md("""
+            ## Best-of-n: what the same RM buys without RL
+
+            A baseline with no training at all: sample $n$ answers from the SFT model and keep the one
+            the RM scores highest. It drifts at most $\\log n - (n-1)/n$ nats from the SFT policy, so
+            it goes on the same KL axis as PPO. Picking by gold instead shows how good the SFT model's
+            own answers can get: the gap between the two curves is the reward model's, the gap above
+            the gold curve is the policy's (`minirlhf.best_of_n`):
+        """),
+        code('''
+            ns = tuple(n for n in (1, 2, 4, 8, 16) if n <= scaled(8, 2, 16, settings))
+            bon = measure(ppo["ref_policy"], ppo["tokenizer"], ppo["reward"], prompts, [r["sft"] for r in rows], ns)
+            plots.best_of_n({"this RM": bon}, {"this run": (ppo["history"][-1]["objective/kl"], w["gold"])})
+            pd.DataFrame([{"n": c["n"], "KL bound": c["kl_bound"], "by RM vs SFT": c["rm"]["gold"],
+                           "by gold vs SFT": c["gold"]["gold"]} for c in bon]).round(3)
         '''),
         md("""
             ## Reward hacking, made visible
