@@ -30,7 +30,7 @@ from .evaluate import win_rate
 from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
 from .world.gold import utility
 
-N_VALUES = (1, 2, 4, 8, 16)   # doubling n: the KL bound grows by ~0.69 nats a step
+N_VALUES = (1, 2, 4, 8, 16)   # each doubling of n adds less than log 2 = 0.69 nats to the KL bound
 
 
 def kl_bound(n: int) -> float:

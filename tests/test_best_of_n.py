@@ -1,4 +1,5 @@
-"""Best-of-n: the KL bound, the pick, the curve against gold, and the benchmark on a run folder."""
+"""Best-of-n: the KL bound, the pick, the curve against gold; and the two benchmarks that read a
+finished run folder: best-of-n with its reward model, and a second round of steps 2 and 3."""
 import importlib.util
 import json
 import math
@@ -65,18 +66,28 @@ def test_candidates_are_seeded_and_skip_the_evaluation_seed():
     assert [row[0] for row in c] == generate(model, tok, PROMPTS[:2], max_new_tokens=6, seed=8)
 
 
-def test_benchmark_on_a_run_folder(tmp_path, capsys):
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
     from minirlhf.run import run
-    folder = tmp_path / "run"
-    run(folder, fast=True, stages=("base", "sft", "rm"))
-    spec = importlib.util.spec_from_file_location("best_of_n_bench", ROOT / "benchmarks" / "best_of_n.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    folder = tmp_path_factory.mktemp("fast") / "run"
+    run(folder, fast=True)
+    return folder
+
+
+def test_best_of_n_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
+    bench = _bench("best_of_n")
     saved, plot = tmp_path / "bon.json", tmp_path / "bon.png"
-    out = bench.main(["--run", str(folder), "--n", "1", "2", "--save", str(saved), "--plot", str(plot)])
+    out = bench.main(["--run", str(fast_run), "--n", "1", "2", "--save", str(saved), "--plot", str(plot)])
     assert json.loads(saved.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     (r,) = out["runs"]
-    assert [c["n"] for c in r["curve"]] == [1, 2] and "ppo" not in r
+    assert [c["n"] for c in r["curve"]] == [1, 2] and r["ppo"]["kl"] > 0
     assert r["curve"][0]["rm"] == r["curve"][0]["gold"]            # n = 1: nothing to choose from
     assert r["curve"][1]["gold"]["gold"] >= r["curve"][1]["rm"]["gold"]
     assert r["curve"][1]["rm"]["n"] == 100 and plot.stat().st_size > 1000
@@ -85,3 +96,23 @@ def test_benchmark_on_a_run_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--run", str(tmp_path)])                        # not a run folder
     assert "not a finished `minirlhf run` folder" in capsys.readouterr().err
+
+
+def test_second_round_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
+    bench = _bench("rlhf_rounds")
+    saved = tmp_path / "rounds.json"
+    out = bench.main(["--run", str(fast_run), "--mix", "--out", str(tmp_path / "r"), "--save", str(saved)])
+    assert json.loads(saved.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    (r,) = out["runs"]
+    summary = json.loads((fast_run / "summary.json").read_text())
+    assert r["round1"]["ppo_vs_sft"] == summary["win_rates"]["ppo_vs_sft"] and r["mix"] is True
+    n = summary["rm"]["train_prompts"]
+    assert r["round2"]["train_rankings"] == 2 * n                   # round 1's rankings, and as many of the PPO policy's
+    w = r["round2"]["ppo_vs_sft"]
+    assert w["n"] == 100 and w["ci95"][0] <= w["gold"] <= w["ci95"][1] and r["round2"]["kl"] == r["round2"]["kl"]
+    assert (tmp_path / "r" / "run" / "ppo" / "policy" / "config.json").is_file()
+    assert (tmp_path / "r" / "run" / "rm" / "config.json").is_file()
+    assert f"{w['gold']:.3f}" in bench.markdown(out) and bench.main(["--show", str(saved)]) == out
+    with pytest.raises(SystemExit):
+        bench.main(["--run", str(tmp_path)])
+    assert "not a finished `minirlhf run` folder with PPO" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""A second round of steps 2 and 3: rank the PPO policy's answers too, train a new RM, run PPO again.
+
+    python benchmarks/rlhf_rounds.py --run runs/t0 runs/t1 runs/t2 --save data/results/rlhf_rounds_cpu.json
+                                                     # ~3.5 minutes per run on 2 CPU cores
+    python benchmarks/rlhf_rounds.py --show data/results/rlhf_rounds_cpu.json   # a saved result as markdown
+
+The paper (Ouyang et al. 2022, section 3.1): "Steps 2 and 3 can be iterated continuously; more
+comparison data is collected on the current best policy, which is used to train a new RM and then
+a new policy." For each folder written by `minirlhf run` (round 1), this draws the RM stage's
+comparisons again (`reward.draw_comparisons`: the same SFT samples, labelers and held-out pairs),
+adds K answers of the round-1 PPO policy to each training prompt (`--mix`: K/2 of it and K/2 new
+SFT samples, so that its answers meet the SFT model's in the same ranking), ranked by a labeler
+with its own seed, trains a new reward model from the SFT model on both, and runs PPO again from
+the SFT model with the run's PPO settings. Round 2 is judged on the run's own evaluation prompts
+against the run's SFT answers, as round 1 was. Prints one JSON line; `--save` also writes it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+
+def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau: float, seed: int, mix: bool) -> list[dict]:
+    """K answers per prompt of the round-1 policy (``mix``: K/2 of it, K/2 of SFT), ranked by a new labeler."""
+    from minirlhf.reward import rank_comparisons, sample_comparisons
+    from minirlhf.world.labelers import Labeler
+    if mix:
+        half = replace(config, k=config.k // 2)
+        a = sample_comparisons(ppo_policy, tokenizer, prompts, half, seed=seed + 11)
+        b = sample_comparisons(sft, tokenizer, prompts, half, seed=seed + 12)
+        rows = [{"prompt": x["prompt"], "responses": x["responses"] + y["responses"],
+                 "utilities": x["utilities"] + y["utilities"]} for x, y in zip(a, b)]
+    else:
+        rows = sample_comparisons(ppo_policy, tokenizer, prompts, config, seed=seed + 11)
+    return rank_comparisons(rows, Labeler(tau, seed=10 * seed + 5))
+
+
+def second_round(run: Path, out: Path, mix: bool, device: str) -> dict:
+    from minirlhf.evaluate import judged_win_rate
+    from minirlhf.generation import load_model
+    from minirlhf.io import read_json, read_jsonl
+    from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
+    from minirlhf.paths import world_dir
+    from minirlhf.ppo import run_ppo, samples_and_kl
+    from minirlhf.reward import (accuracy_on_policy, draw_comparisons, evaluate, fresh_labeler, normalise,
+                                 reward_model_from, save_reward_model, train_reward_model)
+    from minirlhf.run import _stage_configs
+    from minirlhf.settings import get_settings
+    summary = read_json(run / "summary.json")
+    seed, t0 = summary["seed"], time.perf_counter()
+    _, config, ppo_config = _stage_configs(get_settings(fast=summary["fast"], device=device, seed=seed))  # as the run's
+    world = read_json(world_dir() / "world.json")
+    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
+    prompts = prompts[:config.max_prompts]
+    n_held = int(len(prompts) * config.heldout_fraction)
+    sft, tokenizer = load_model(run / "sft", device=device)
+    drawn = draw_comparisons(sft, tokenizer, prompts, config, world["labelers"]["tau"])
+    if "rm_model" in summary or "autopilot" in summary or len(drawn["rankings"]) != summary["rm"].get("train_prompts"):
+        raise ValueError(f"{run}: round 2 repeats the default reward-model stage of the tiny world (no --rm-model, "
+                         "--more-comparisons or --model), and this run did not use it")
+    ppo1, _ = load_model(run / "ppo" / "policy", device=device)
+    new = policy_rankings(sft, ppo1, tokenizer, prompts[n_held:], config, drawn["tau"], seed, mix)
+    model, rm_tokenizer = reward_model_from(run / "sft", device=device)
+    rm = train_reward_model(model, rm_tokenizer, drawn["rankings"] + new, config, progress=False).model
+    offset = normalise(rm, rm_tokenizer, read_jsonl(world_dir() / "demonstrations_val.jsonl"), config.max_length)
+    m = evaluate(rm, rm_tokenizer, drawn["heldout"], fresh_labeler(drawn["tau"], config), config.max_length)
+    on_ppo1 = accuracy_on_policy(rm, rm_tokenizer, ppo1, tokenizer, prompts[:n_held], drawn["tau"], config, seed=seed + 5)
+    save_reward_model(rm, rm_tokenizer, out / "rm", {"offset": offset, "round": 2, "mix": mix,
+                                                     "train_rankings": len(drawn["rankings"]) + len(new)})
+    rm_s = time.perf_counter() - t0
+    ppo = run_ppo(run / "sft", out / "rm", out / "ppo", ppo_config, progress=False)
+    rows = read_jsonl(run / "samples.jsonl", required=("prompt", "sft", "base"))
+    p = [r["prompt"] for r in rows]
+    answers, kl = samples_and_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], p, EVAL_TEMPERATURE,
+                                 EVAL_MAX_NEW_TOKENS, seed=seed)
+    r2 = rates(p, answers)
+    keep = ("helpful_rate", "false_fact_rate", "harmful_rate")
+    return {
+        "run": str(run), "seed": seed, "mix": mix,
+        "round1": {"rm_accuracy_gold": summary["rm"]["accuracy_gold"], "rm_accuracy_labelers": summary["rm"]["accuracy_labelers"],
+                   "ppo_vs_sft": summary["win_rates"]["ppo_vs_sft"], "ppo_vs_base": summary["win_rates"]["ppo_vs_base"]["gold"],
+                   "kl": summary["ppo"]["kl"], **{k: summary["ppo"][k] for k in keep},
+                   "open_qa_helpful": summary["ppo"]["helpful_rate_by_category"]["open_qa"]},
+        "round2": {"rm_accuracy_gold": m["accuracy_gold"], "rm_accuracy_labelers": m["accuracy_labelers"],
+                   "rm_on_round1_ppo": on_ppo1, "train_rankings": len(drawn["rankings"]) + len(new),
+                   "ppo_vs_sft": judged_win_rate(p, answers, [r["sft"] for r in rows], seed, world["labelers"]["tau"]),
+                   "ppo_vs_base": judged_win_rate(p, answers, [r["base"] for r in rows], seed, world["labelers"]["tau"])["gold"],
+                   "kl": round(kl, 4), **{k: r2[k] for k in keep}, "open_qa_helpful": r2["helpful_rate_by_category"]["open_qa"],
+                   "rm_s": round(rm_s, 1), "ppo_s": round(ppo["seconds"], 1)},
+        "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def markdown(r: dict) -> str:
+    """A saved result as a markdown table."""
+    head = ("| run | round | RM vs gold | RM vs labelers | PPO vs SFT (gold) | PPO vs base | KL | helpful | "
+            "open QA helpful | false facts |\n|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for x in r["runs"]:
+        for name in ("round1", "round2"):
+            y = x[name]
+            w = y["ppo_vs_sft"]
+            rows.append(f"| {x['run']} | {name[-1]} | {y['rm_accuracy_gold']:.3f} | {y['rm_accuracy_labelers']:.3f} | "
+                        f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] | {y['ppo_vs_base']:.3f} | {y['kl']:.2f} | "
+                        f"{y['helpful_rate']:.3f} | {y['open_qa_helpful']:.3f} | {y['false_fact_rate']:.3f} |")
+    return "\n".join([head] + rows)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", nargs="+", default=[], help="folders written by `minirlhf run` (round 1)")
+    p.add_argument("--mix", action="store_true", help="rank K/2 answers of the round-1 policy with K/2 of SFT's")
+    p.add_argument("--out", default="runs/rounds", help="where round 2's reward models and policies go")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--save", default=None, help="write the result as JSON here")
+    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    args = p.parse_args(argv)
+    from minirlhf.io import read_json, write_json_atomic
+    if args.show:
+        r = read_json(args.show)
+        print(markdown(r))
+        return r
+    if not args.run:
+        p.error("give --run FOLDER [FOLDER ...] or --show FILE")
+    for run in args.run:
+        for need in ("summary.json", "samples.jsonl", "sft/config.json", "ppo/policy/config.json"):
+            if not (Path(run) / need).is_file():
+                p.error(f"{run} is not a finished `minirlhf run` folder with PPO: {Path(run) / need} is missing")
+    from minirlhf.ladder import code_commit
+    out = {"bench": "rlhf_rounds", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+           "commit": code_commit(), "device": args.device, "torch": torch.__version__,
+           "python": platform.python_version(), "mix": args.mix, "runs": []}
+    for run in args.run:
+        out["runs"].append(second_round(Path(run), Path(args.out) / Path(run).name, args.mix, args.device))
+        print(f"{run}: {json.dumps(out['runs'][-1]['round2']['ppo_vs_sft'])}", file=sys.stderr, flush=True)
+    print(json.dumps(out))
+    if args.save:
+        write_json_atomic(args.save, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
