@@ -745,7 +745,9 @@ def ppo() -> list:
             the RM scores highest. It drifts at most $\\log n - (n-1)/n$ nats from the SFT policy, so
             it goes on the same KL axis as PPO. Picking by gold instead shows how good the SFT model's
             own answers can get: the gap between the two curves is the reward model's, the gap above
-            the gold curve is the policy's (`minirlhf.best_of_n`):
+            the gold curve is the policy's (`minirlhf.best_of_n`). At $n = 1$ both are just another SFT
+            sample, so their distance from ½ is the noise of this many prompts. Where the RM's curve bends
+            down as $n$ grows, its favourite answers are its mistakes: overoptimisation without any RL.
         """),
         code('''
             ns = tuple(n for n in (1, 2, 4, 8, 16) if n <= scaled(8, 2, 16, settings))
