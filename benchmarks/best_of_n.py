@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -88,11 +87,9 @@ def main(argv=None) -> dict:
         for need in ("summary.json", "samples.jsonl", "sft/config.json", "rm/config.json"):
             if not (Path(run) / need).is_file():
                 p.error(f"{run} is not a finished `minirlhf run` folder: {Path(run) / need} is missing")
-    from minirlhf.ladder import code_commit
+    from minirlhf.ladder import provenance
     ns = tuple(sorted(set(args.n))) if args.n else N_VALUES
-    out = {"bench": "best_of_n", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-           "commit": code_commit(), "device": args.device, "torch": torch.__version__,
-           "python": platform.python_version(), "runs": []}
+    out = {**provenance("best_of_n", argv, args.device), "runs": []}
     for run in args.run:
         out["runs"].append(one_run(Path(run), ns, args.device))
         print(f"{run}: {json.dumps({c['n']: c['rm']['gold'] for c in out['runs'][-1]['curve']})}", file=sys.stderr,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -132,10 +131,8 @@ def main(argv=None) -> dict:
         for need in ("summary.json", "samples.jsonl", "sft/config.json", "ppo/policy/config.json"):
             if not (Path(run) / need).is_file():
                 p.error(f"{run} is not a finished `minirlhf run` folder with PPO: {Path(run) / need} is missing")
-    from minirlhf.ladder import code_commit
-    out = {"bench": "rlhf_rounds", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-           "commit": code_commit(), "device": args.device, "torch": torch.__version__,
-           "python": platform.python_version(), "mix": args.mix, "runs": []}
+    from minirlhf.ladder import provenance
+    out = {**provenance("rlhf_rounds", argv, args.device), "mix": args.mix, "runs": []}
     for run in args.run:
         out["runs"].append(second_round(Path(run), Path(args.out) / Path(run).name, args.mix, args.device))
         print(f"{run}: {json.dumps(out['runs'][-1]['round2']['ppo_vs_sft'])}", file=sys.stderr, flush=True)

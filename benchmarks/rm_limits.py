@@ -22,6 +22,9 @@ prompts never trained on. One reward model is trained per variant, all on the sa
 - `labelers_more_N` (`--more N [N ...]`): the labelers' rankings plus N more prompts of the world's mix,
   found in none of its prompt files, sampled and ranked by labelers the same way, exactly as
   `minirlhf run --more-comparisons N` does (`RMConfig.more_prompts`; the paper had ~33k prompts);
+- `one_labeler` (`--labeler`): no reward model: one simulated labeler's expected agreement with gold
+  on the same held-out pairs, sigmoid(|U(a) - U(b)| / tau) per pair (its `accuracy_labelers`: two labelers'
+  expected agreement), to see where the labels themselves are a coin toss;
 - `sft_loglik` (`--loglik`): no reward model: each response scored by the SFT model's own summed
   log-likelihood, to see what the language model knows that the reward model does not pick up;
 - `reading_gold`, `reading_labelers` (`--reading N`): the reward model initialised from a
@@ -41,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -59,22 +61,24 @@ def gold_ranked(rows: list[dict]) -> list[dict]:
     return [dict(r, ranking=sorted(range(len(r["utilities"])), key=lambda i: -r["utilities"][i])) for r in rows]
 
 
-def breakdown(rows: list[dict], r_all: list[float]) -> dict:
+def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | None = None) -> dict:
     """Accuracy against gold on non-tied held-out pairs: close, content, content on passage tasks, other
-    content; ``r_all``: the RM's ``heldout_scores`` of ``rows``."""
+    content; ``r_all``: the RM's ``heldout_scores`` of ``rows``. Given ``tau`` instead: the expected
+    agreement of one labeler of that tau with gold, sigmoid(|U(a) - U(b)| / tau) per pair."""
     from minirlhf.evaluate import outcome
+    from minirlhf.world.labelers import preference_probability
     from minirlhf.world.prompts import parse_prompt
     hits = {"close": [], "content": [], "content_passage": [], "content_other": []}
     start = 0
     for row in rows:
         k, u = len(row["responses"]), row["utilities"]
-        r, start = r_all[start:start + k], start + k
+        r, start = (r_all[start:start + k] if r_all is not None else None), start + k
         passage = parse_prompt(row["prompt"]).category in PASSAGE_TASKS
         for a, b in combinations(range(k), 2):
             if u[a] == u[b]:
                 continue
             hi, lo = (a, b) if u[a] > u[b] else (b, a)
-            hit = outcome(r[hi], r[lo])
+            hit = outcome(r[hi], r[lo]) if r is not None else preference_probability(u[hi], u[lo], tau)
             if abs(u[a] - u[b]) <= CONTENT:
                 hits["close"].append(hit)
             else:
@@ -223,6 +227,8 @@ def main(argv=None) -> dict:
                         "(labelers_more_N), for each N given")
     p.add_argument("--loglik", action="store_true",
                    help="also score held-out pairs by the SFT model's own log-likelihood, untrained (sft_loglik)")
+    p.add_argument("--labeler", action="store_true",
+                   help="also one labeler's expected agreement with gold on the same pairs (one_labeler)")
     p.add_argument("--reading", type=int, default=0, metavar="N",
                    help="also RMs from an SFT model whose base saw N reading exercises more (reading_gold, reading_labelers)")
     p.add_argument("--reading-steps", type=int, default=None, help="pretraining steps of that base (default: tiny's)")
@@ -238,7 +244,7 @@ def main(argv=None) -> dict:
         r = read_json(args.show)
         print(markdown(r))
         return r
-    from minirlhf.ladder import code_commit
+    from minirlhf.ladder import provenance
     from minirlhf.paths import base_model_dir, world_dir
     from minirlhf.reward import RMConfig
     config = RMConfig(seed=args.seed, device=args.device, max_prompts=args.max_prompts)
@@ -258,9 +264,7 @@ def main(argv=None) -> dict:
     variants = {} if args.no_defaults else {
         "labelers": rankings, "labelers_half": rankings[:n // 2], "labelers_quarter": rankings[:n // 4],
         "gold": gold}
-    out = {"bench": "rm_limits", "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-           "commit": code_commit(), "device": args.device, "torch": torch.__version__,
-           "python": platform.python_version(), "seed": args.seed, "sft": str(sft), "labelers_tau": round(drawn["tau"], 4),
+    out = {**provenance("rm_limits", argv, args.device), "seed": args.seed, "sft": str(sft), "labelers_tau": round(drawn["tau"], 4),
            "k": config.k, "epochs": config.epochs, "variants": {}}
     for name, data in variants.items():
         out["variants"][name] = train_and_measure(sft, data, drawn, config)
@@ -283,6 +287,15 @@ def main(argv=None) -> dict:
         m = evaluate(None, None, drawn["heldout"], fresh_labeler(drawn["tau"], config), scores=scores)
         out["variants"]["sft_loglik"] = {"train_prompts": 0, "train_s": 0.0, **{k: m[k] for k in (
             "accuracy_gold", "accuracy_labelers", "gold_tie_share")}, **breakdown(drawn["heldout"], scores)}
+    if args.labeler:                                     # what the labelers themselves get right, pair by pair
+        from minirlhf.world.labelers import expected_agreement, gold_agreement
+        from minirlhf.reward import utility_pairs
+        pairs = utility_pairs(drawn["held_rows"])
+        out["variants"]["one_labeler"] = {
+            "train_prompts": 0, "train_s": 0.0, "accuracy_gold": round(gold_agreement(pairs, drawn["tau"])["non_tied"], 4),
+            "accuracy_labelers": round(expected_agreement(pairs, drawn["tau"]), 4),
+            "gold_tie_share": round(gold_agreement(pairs, drawn["tau"])["gold_tie_share"], 4),
+            **breakdown(drawn["heldout"], tau=drawn["tau"])}
     if args.reading:
         reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)
         out["sft_rates"] = {"stage": sft_rates(sft, args.device), "reading": sft_rates(reading, args.device)}

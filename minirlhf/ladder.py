@@ -307,6 +307,17 @@ def code_commit() -> str | None:
         return None
 
 
+def provenance(bench: str, argv: list[str] | None, device: str) -> dict:
+    """Where a benchmark's result comes from: its name, the command line (``argv``, or the
+    process's own), the commit, the device, torch and Python."""
+    import platform
+
+    import torch
+    args = argv if argv is not None else sys.argv[1:]
+    return {"bench": bench, "command": " ".join([Path(sys.argv[0]).name] + list(args)), "commit": code_commit(),
+            "device": device, "torch": torch.__version__, "python": platform.python_version()}
+
+
 def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
     """Collect ``out/*/rung.json``, analyse and write ``out/ladder.json``; missing rungs are listed."""
     import torch

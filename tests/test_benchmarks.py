@@ -81,14 +81,19 @@ def test_rm_limits_capacity_variants(tmp_path):
 
 def test_rm_limits_more_prompts_and_loglik():
     """--more adds labeler-ranked comparisons on prompts found in none of the world's files; --loglik
-    scores the held-out pairs by the SFT model's own log-likelihood, with no reward model."""
+    scores the held-out pairs by the SFT model's own log-likelihood, with no reward model; --labeler
+    gives one labeler's expected agreement with gold on the same pairs."""
     from minirlhf.io import read_jsonl
     from minirlhf.paths import base_model_dir, world_dir
     limits = _script("rm_limits")
     out = limits.main(["--sft", str(base_model_dir("tiny")), "--max-prompts", "20", "--epochs", "1", "--no-defaults",
-                       "--more", "6", "--loglik"])
+                       "--more", "6", "--loglik", "--labeler"])
     v = out["variants"]
-    assert set(v) == {"labelers_more_6", "sft_loglik"} and v["labelers_more_6"]["train_prompts"] == 16 + 6
+    assert set(v) == {"labelers_more_6", "sft_loglik", "one_labeler"} and v["labelers_more_6"]["train_prompts"] == 16 + 6
+    one = v["one_labeler"]                  # sigmoid(|dU| / tau) rises with |dU|: content pairs are easier than close ones
+    assert one["train_prompts"] == 0 and 0.5 <= one["accuracy_gold"] <= 1 and 0.5 <= one["accuracy_labelers"] <= 1
+    if one["pairs_close"] and one["pairs_content"]:
+        assert one["accuracy_gold_content"] > one["accuracy_gold_close"] >= 0.5
     assert sum(v["labelers_more_6"]["categories_more"].values()) == 6
     assert v["sft_loglik"]["train_prompts"] == 0 and 0 <= v["sft_loglik"]["accuracy_gold"] <= 1
     rows = limits.more_rows(base_model_dir("tiny"), 5, 0.1, limits_config())

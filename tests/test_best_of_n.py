@@ -86,6 +86,7 @@ def test_best_of_n_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     saved, plot = tmp_path / "bon.json", tmp_path / "bon.png"
     out = bench.main(["--run", str(fast_run), "--n", "1", "2", "--save", str(saved), "--plot", str(plot)])
     assert json.loads(saved.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert out["bench"] == "best_of_n" and out["command"].endswith("--n 1 2 --save " + f"{saved} --plot {plot}")
     (r,) = out["runs"]
     assert [c["n"] for c in r["curve"]] == [1, 2] and r["ppo"]["kl"] > 0
     assert r["curve"][0]["rm"] == r["curve"][0]["gold"]            # n = 1: nothing to choose from
