@@ -3,13 +3,16 @@
     python benchmarks/rlhf_rounds.py --run runs/t0 runs/t1 runs/t2 --save data/results/rlhf_rounds_cpu.json
                                                      # ~3.5 minutes per run on 2 CPU cores
     python benchmarks/rlhf_rounds.py --show data/results/rlhf_rounds_cpu.json   # a saved result as markdown
+    python benchmarks/rlhf_rounds.py --control --out runs/rounds_control --run runs/t0 runs/t1 runs/t2 \
+        --save data/results/rlhf_rounds_control_cpu.json                        # the same, SFT samples only
 
 The paper (Ouyang et al. 2022, section 3.1): "Steps 2 and 3 can be iterated continuously; more
 comparison data is collected on the current best policy, which is used to train a new RM and then
 a new policy." For each folder written by `minirlhf run` (round 1), this draws the RM stage's
 comparisons again (`reward.draw_comparisons`: the same SFT samples, labelers and held-out pairs),
 adds K answers of the round-1 PPO policy to each training prompt (`--mix`: K/2 of it and K/2 new
-SFT samples, so that its answers meet the SFT model's in the same ranking), ranked by a labeler
+SFT samples, so that its answers meet the SFT model's in the same ranking; `--control`: K new SFT
+samples and none of the policy's, to tell on-policy rankings from merely more of them), ranked by a labeler
 with its own seed, trains a new reward model from the SFT model on both, and runs PPO again from
 the SFT model with the run's PPO settings. Round 2 is judged on the run's own evaluation prompts
 against the run's SFT answers, as round 1 was. Prints one JSON line; `--save` also writes it.
@@ -26,11 +29,15 @@ from pathlib import Path
 import torch
 
 
-def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau: float, seed: int, mix: bool) -> list[dict]:
-    """K answers per prompt of the round-1 policy (``mix``: K/2 of it, K/2 of SFT), ranked by a new labeler."""
+def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau: float, seed: int, mix: bool,
+                    control: bool = False) -> list[dict]:
+    """K answers per prompt of the round-1 policy (``mix``: K/2 of it, K/2 of SFT; ``control``: K new SFT
+    samples, none of the policy's), ranked by a new labeler."""
     from minirlhf.reward import rank_comparisons, sample_comparisons
     from minirlhf.world.labelers import Labeler
-    if mix:
+    if control:
+        rows = sample_comparisons(sft, tokenizer, prompts, config, seed=seed + 12)
+    elif mix:
         half = replace(config, k=config.k // 2)
         a = sample_comparisons(ppo_policy, tokenizer, prompts, half, seed=seed + 11)
         b = sample_comparisons(sft, tokenizer, prompts, half, seed=seed + 12)
@@ -41,7 +48,7 @@ def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau:
     return rank_comparisons(rows, Labeler(tau, seed=10 * seed + 5))
 
 
-def second_round(run: Path, out: Path, mix: bool, device: str) -> dict:
+def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = False) -> dict:
     from minirlhf.evaluate import judged_win_rate
     from minirlhf.generation import load_model
     from minirlhf.io import read_json, read_jsonl
@@ -65,7 +72,7 @@ def second_round(run: Path, out: Path, mix: bool, device: str) -> dict:
         raise ValueError(f"{run}: round 2 repeats the default reward-model stage of the tiny world (no --rm-model, "
                          "--more-comparisons or --model), and this run did not use it")
     ppo1, _ = load_model(run / "ppo" / "policy", device=device)
-    new = policy_rankings(sft, ppo1, tokenizer, prompts[n_held:], config, drawn["tau"], seed, mix)
+    new = policy_rankings(sft, ppo1, tokenizer, prompts[n_held:], config, drawn["tau"], seed, mix, control)
     model, rm_tokenizer = reward_model_from(run / "sft", device=device)
     rm = train_reward_model(model, rm_tokenizer, drawn["rankings"] + new, config, progress=False).model
     offset = normalise(rm, rm_tokenizer, read_jsonl(world_dir() / "demonstrations_val.jsonl"), config.max_length)
@@ -82,7 +89,7 @@ def second_round(run: Path, out: Path, mix: bool, device: str) -> dict:
     r2 = rates(p, answers)
     keep = ("helpful_rate", "false_fact_rate", "harmful_rate")
     return {
-        "run": str(run), "seed": seed, "mix": mix,
+        "run": str(run), "seed": seed, "mix": mix, "control": control,
         "round1": {"rm_accuracy_gold": summary["rm"]["accuracy_gold"], "rm_accuracy_labelers": summary["rm"]["accuracy_labelers"],
                    "ppo_vs_sft": summary["win_rates"]["ppo_vs_sft"], "ppo_vs_base": summary["win_rates"]["ppo_vs_base"]["gold"],
                    "kl": summary["ppo"]["kl"], **{k: summary["ppo"][k] for k in keep},
@@ -115,6 +122,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", nargs="+", default=[], help="folders written by `minirlhf run` (round 1)")
     p.add_argument("--mix", action="store_true", help="rank K/2 answers of the round-1 policy with K/2 of SFT's")
+    p.add_argument("--control", action="store_true",
+                   help="rank K new SFT samples instead of the policy's answers: twice the rankings, none on-policy")
     p.add_argument("--out", default="runs/rounds", help="where round 2's reward models and policies go")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--save", default=None, help="write the result as JSON here")
@@ -132,9 +141,11 @@ def main(argv=None) -> dict:
             if not (Path(run) / need).is_file():
                 p.error(f"{run} is not a finished `minirlhf run` folder with PPO: {Path(run) / need} is missing")
     from minirlhf.ladder import provenance
-    out = {**provenance("rlhf_rounds", argv, args.device), "mix": args.mix, "runs": []}
+    if args.mix and args.control:
+        p.error("--mix and --control are two different second rounds: give one")
+    out = {**provenance("rlhf_rounds", argv, args.device), "mix": args.mix, "control": args.control, "runs": []}
     for run in args.run:
-        out["runs"].append(second_round(Path(run), Path(args.out) / Path(run).name, args.mix, args.device))
+        out["runs"].append(second_round(Path(run), Path(args.out) / Path(run).name, args.mix, args.device, args.control))
         print(f"{run}: {json.dumps(out['runs'][-1]['round2']['ppo_vs_sft'])}", file=sys.stderr, flush=True)
     print(json.dumps(out))
     if args.save:

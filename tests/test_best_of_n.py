@@ -106,7 +106,7 @@ def test_second_round_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     assert json.loads(saved.read_text()) == json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     (r,) = out["runs"]
     summary = json.loads((fast_run / "summary.json").read_text())
-    assert r["round1"]["ppo_vs_sft"] == summary["win_rates"]["ppo_vs_sft"] and r["mix"] is True
+    assert r["round1"]["ppo_vs_sft"] == summary["win_rates"]["ppo_vs_sft"] and r["mix"] is True and r["control"] is False
     n = summary["rm"]["train_prompts"]
     assert r["round2"]["train_rankings"] == 2 * n                   # round 1's rankings, and as many of the PPO policy's
     w = r["round2"]["ppo_vs_sft"]
@@ -117,3 +117,6 @@ def test_second_round_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--run", str(tmp_path)])
     assert "not a finished `minirlhf run` folder with PPO" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--run", str(fast_run), "--mix", "--control"])
+    assert "give one" in capsys.readouterr().err
