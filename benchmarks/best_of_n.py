@@ -1,7 +1,7 @@
 """Best-of-n with a run's own reward model: what it can buy without RL, beside what PPO bought.
 
     python benchmarks/best_of_n.py --run runs/t0 runs/t1 runs/t2 --save data/results/best_of_n_cpu.json \\
-        --plot docs/best_of_n.png                      # ~70 s per run on 2 CPU cores (n up to 16)
+        --plot docs/best_of_n.png                      # ~35 s per run on 2 CPU cores (n up to 16)
     python benchmarks/best_of_n.py --show data/results/best_of_n_cpu.json   # a saved result as markdown
 
 For each folder written by `minirlhf run`: 16 answers of its SFT policy per evaluation prompt

@@ -291,10 +291,11 @@ def main(argv=None) -> dict:
         from minirlhf.world.labelers import expected_agreement, gold_agreement
         from minirlhf.reward import utility_pairs
         pairs = utility_pairs(drawn["held_rows"])
+        g = gold_agreement(pairs, drawn["tau"])
         out["variants"]["one_labeler"] = {
-            "train_prompts": 0, "train_s": 0.0, "accuracy_gold": round(gold_agreement(pairs, drawn["tau"])["non_tied"], 4),
+            "train_prompts": 0, "train_s": 0.0, "accuracy_gold": round(g["non_tied"], 4),
             "accuracy_labelers": round(expected_agreement(pairs, drawn["tau"]), 4),
-            "gold_tie_share": round(gold_agreement(pairs, drawn["tau"])["gold_tie_share"], 4),
+            "gold_tie_share": round(g["gold_tie_share"], 4),
             **breakdown(drawn["heldout"], tau=drawn["tau"])}
     if args.reading:
         reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)

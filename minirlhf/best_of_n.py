@@ -27,8 +27,7 @@ import math
 from pathlib import Path
 
 from .evaluate import win_rate
-from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
-from .world.gold import utility
+from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, judge_responses, summarize
 
 N_VALUES = (1, 2, 4, 8, 16)   # each doubling of n adds less than log 2 = 0.69 nats to the KL bound
 
@@ -80,15 +79,16 @@ def curve(prompts: list[str], cands: list[list[str]], rm_scores: list[list[float
     if not (len(prompts) == len(cands) == len(rm_scores) == len(reference)):
         raise ValueError(f"need one row per prompt: {len(prompts)} prompts, {len(cands)} candidate rows, "
                          f"{len(rm_scores)} score rows, {len(reference)} reference answers")
-    u = [[utility(p, y) for y in row] for p, row in zip(prompts, cands)]
-    u_ref = [utility(p, y) for p, y in zip(prompts, reference)]
+    js = [judge_responses([p] * len(row), row) for p, row in zip(prompts, cands)]   # each candidate judged once
+    u = [[j.utility for j in row] for row in js]
+    u_ref = [j.utility for j in judge_responses(prompts, reference)]
     out = []
     for n in ns:
         by_rm, by_gold = pick(rm_scores, n), pick(u, n)
         out.append({"n": n, "kl_bound": round(kl_bound(n), 4),
                     "rm": win_rate([row[i] for row, i in zip(u, by_rm)], u_ref, seed=seed),
                     "gold": win_rate([row[i] for row, i in zip(u, by_gold)], u_ref, seed=seed),
-                    "rm_rates": rates(prompts, [row[i] for row, i in zip(cands, by_rm)]),
+                    "rm_rates": summarize([row[i] for row, i in zip(js, by_rm)]),
                     "rm_words": _mean_words([row[i] for row, i in zip(cands, by_rm)]),
                     "gold_words": _mean_words([row[i] for row, i in zip(cands, by_gold)])})
     return out
