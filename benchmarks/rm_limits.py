@@ -36,8 +36,10 @@ prompts never trained on. One reward model is trained per variant, all on the sa
 
 Each reports accuracy against gold on held-out pairs that gold does not tie, split into close
 pairs (|U(a) - U(b)| <= 0.3: a few words longer or shorter, a little politeness) and content
-pairs (a wrong fact, a missed item, a refusal), and the content pairs into passage tasks
-(closed QA, summaries, extraction: the answer must be read from the prompt) and the rest.
+pairs (a wrong fact, a missed item, a refusal), the close pairs into near ties (|U(a) - U(b)| <= 0.02:
+the same substance, the shorter answer better by gold's 0.003 a word) and the rest, and the content
+pairs into passage tasks (closed QA, summaries, extraction: the answer must be read from the prompt)
+and the rest.
 Prints one JSON line; `--save` also writes it with the command, commit and device.
 """
 from __future__ import annotations
@@ -53,6 +55,7 @@ from pathlib import Path
 import torch
 
 CONTENT = 0.3                                          # |U(a) - U(b)| above this: a content pair
+NEAR_TIE = 0.02                                        # at most this: the same substance, a few words apart
 PASSAGE_TASKS = ("closed_qa", "summarization", "extraction")
 
 
@@ -68,7 +71,8 @@ def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | N
     from minirlhf.evaluate import outcome
     from minirlhf.world.labelers import preference_probability
     from minirlhf.world.prompts import parse_prompt
-    hits = {"close": [], "content": [], "content_passage": [], "content_other": []}
+    hits = {"close": [], "close_near_tie": [], "close_other": [], "content": [], "content_passage": [],
+            "content_other": []}
     start = 0
     for row in rows:
         k, u = len(row["responses"]), row["utilities"]
@@ -81,6 +85,7 @@ def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | N
             hit = outcome(r[hi], r[lo]) if r is not None else preference_probability(u[hi], u[lo], tau)
             if abs(u[a] - u[b]) <= CONTENT:
                 hits["close"].append(hit)
+                hits["close_near_tie" if abs(u[a] - u[b]) <= NEAR_TIE else "close_other"].append(hit)
             else:
                 hits["content"].append(hit)
                 hits["content_passage" if passage else "content_other"].append(hit)
@@ -202,11 +207,15 @@ def comparisons(sft: Path, prompts: list[str], config) -> dict:
 
 def markdown(r: dict) -> str:
     """A saved result as a markdown table."""
-    head = ("| variant | training prompts | vs gold (non-tied) | close pairs | content pairs | content, passage tasks "
-            "| content, other | vs labelers | train time |\n|---|---|---|---|---|---|---|---|---|")
+    near = any("pairs_close_near_tie" in v for v in r["variants"].values())   # results saved before it lack it
+    head = ("| variant | training prompts | vs gold (non-tied) | close pairs | " + (
+            "close, near ties | close, other | " if near else "") + "content pairs | content, passage tasks "
+            "| content, other | vs labelers | train time |\n|---|---|---|---|" + "---|---|" * near + "---|---|---|---|---|")
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    rows = [f"| {name} | {v['train_prompts']} | {fmt(v['accuracy_gold'])} | {fmt(v['accuracy_gold_close'])} "
-            f"({v['pairs_close']}) | {fmt(v['accuracy_gold_content'])} ({v['pairs_content']}) | "
+    cell = lambda v, k: f"{fmt(v.get('accuracy_gold_' + k))} ({v.get('pairs_' + k, 0)}) | "  # noqa: E731
+    rows = [f"| {name} | {v['train_prompts']} | {fmt(v['accuracy_gold'])} | {cell(v, 'close')}"
+            + (cell(v, "close_near_tie") + cell(v, "close_other") if near else "") +
+            f"{fmt(v['accuracy_gold_content'])} ({v['pairs_content']}) | "
             f"{fmt(v['accuracy_gold_content_passage'])} ({v['pairs_content_passage']}) | "
             f"{fmt(v['accuracy_gold_content_other'])} ({v['pairs_content_other']}) | {fmt(v['accuracy_labelers'])} | "
             f"{v['train_s']:.0f} s |" for name, v in r["variants"].items()]

@@ -1,9 +1,21 @@
-"""The ``minirlhf`` command: world, pretrain, judge, run, ladder, models (see CONTRACT.md)."""
+"""The ``minirlhf`` command: world, pretrain, judge, run, ladder, models (README.md says what each does)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+
+SIZES = ("nano", "tiny", "small", "medium", "large")   # = pretrain.SIZES (a test keeps them equal; importing it
+                                                       # here would load torch for every --help)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _world(args) -> None:
@@ -50,6 +62,9 @@ def _run(args) -> None:
     matplotlib.use("Agg")          # files only: the run may be on a machine without a display
     from .run import run
     model = args.model
+    if model == "":
+        raise ValueError("--model is empty (did the command that was to print a model's path fail? "
+                         "`minirlhf models smollm2` prints its error on its own)")
     if args.size:
         from .paths import base_model_dir
         if model:
@@ -64,6 +79,9 @@ def _run(args) -> None:
         if rm_model:
             raise ValueError("give --rm-model or --rm-size, not both")
         rm_model = str(base_model_dir(args.rm_size))
+        if not (Path(rm_model) / "config.json").exists():
+            raise FileNotFoundError(f"no {args.rm_size} base model at {rm_model}: run `minirlhf pretrain --size "
+                                    f"{args.rm_size}` first")
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
         rm_model=rm_model, more_comparisons=args.more_comparisons)
@@ -97,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_world)
 
     p = sub.add_parser("pretrain", help="pretrain a base model of the size ladder on the world's corpus")
-    p.add_argument("--size", default="tiny", help="a size of the ladder (nano, tiny, small, medium, large)")
+    p.add_argument("--size", default="tiny", choices=SIZES, help="a size of the ladder")
     p.add_argument("--out", default=None, help="output folder (default: data/models/base-SIZE)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--steps", type=int, default=None, help="override the size's number of steps")
@@ -111,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("judge", help="sample a model on held-out prompts and print the gold judge's rates")
     p.add_argument("--model", required=True, help="path of a Hugging Face causal LM folder")
-    p.add_argument("--n", type=int, default=200, help="number of held-out prompts")
+    p.add_argument("--n", type=_positive_int, default=200, help="number of held-out prompts")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -124,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="base model: any causal LM's folder or hub name (default: the shipped tiny model)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", default=None, help="a pretrained size of the ladder instead of --model (tiny, small, ...)")
+    p.add_argument("--size", default=None, choices=SIZES, help="a pretrained size of the ladder instead of --model")
     p.add_argument("--ppo-iterations", type=int, default=None, help="PPO iterations (default 40)")
-    p.add_argument("--rm-size", default=None,
+    p.add_argument("--rm-size", default=None, choices=SIZES,
                    help="a larger pretrained size for the reward model alone (the paper's one 6B RM for every policy)")
     p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
     p.add_argument("--more-comparisons", type=int, default=0, metavar="N",
@@ -159,13 +177,19 @@ def _quiet_transformers() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .models import OutOfMemory
+    from .models import DownloadError, OutOfMemory
     args = build_parser().parse_args(argv)
     _quiet_transformers()
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, ImportError, OutOfMemory) as e:  # a clear message, no traceback
+    except (FileNotFoundError, ValueError, ImportError, OutOfMemory, DownloadError) as e:  # a message, no traceback
         print(f"minirlhf {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:           # transformers' "not a local folder, and the hub cannot be reached"
+        model = getattr(args, "model", None)
+        hint = (f" ({model} is not a folder here, so it was looked up as a Hugging Face hub name)"
+                if model and not Path(model).exists() else "")
+        print(f"minirlhf {args.command}: error: {e}{hint}", file=sys.stderr)
         return 2
     return 0
 

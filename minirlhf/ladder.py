@@ -334,7 +334,7 @@ def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
         if info.exists():
             pretrain[size] = {k: v for k, v in json.loads(info.read_text()).items() if k != "config"}
     result = {
-        "made_by": {"command": "minirlhf ladder " + " ".join(f"{s}:{','.join(map(str, v))}" for s, v in rungs.items()),
+        "made_by": {"command": "minirlhf ladder --rungs " + " ".join(f"{s}:{','.join(map(str, v))}" for s, v in rungs.items()),
                     "commit": code_commit(), "torch": torch.__version__, "transformers": transformers.__version__,
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "date": time.strftime("%Y-%m-%d"), **meta},

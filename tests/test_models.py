@@ -319,7 +319,7 @@ def test_precision_is_fp32_on_the_cpu_and_the_scaler_a_pass_through():
 
 
 def test_out_of_memory_names_the_setting_to_lower():
-    with pytest.raises(OutOfMemory, match=r"out of memory in PPO .*halve mini_batch_size \(now 16\).*turn on lora"):
+    with pytest.raises(OutOfMemory, match=r"out of memory in PPO .*halve mini_batch_size \(now 16\).*turn on lora.*PPOConfig"):
         with friendly_oom("PPO", mini_batch_size=16, batch_size=64, lora=False):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     with pytest.raises(OutOfMemory, match="halve batch_size"):
