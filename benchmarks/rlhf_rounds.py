@@ -55,8 +55,7 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
     from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
     from minirlhf.paths import world_dir
     from minirlhf.ppo import run_ppo, samples_and_kl
-    from minirlhf.reward import (accuracy_on_policy, draw_comparisons, evaluate, fresh_labeler, normalise,
-                                 reward_model_from, save_reward_model, train_reward_model)
+    from minirlhf.reward import accuracy_on_policy, draw_comparisons, fit_reward_model
     from minirlhf.run import _stage_configs
     from minirlhf.settings import get_settings
     summary = read_json(run / "summary.json")
@@ -73,13 +72,11 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
                          "--more-comparisons or --model), and this run did not use it")
     ppo1, _ = load_model(run / "ppo" / "policy", device=device)
     new = policy_rankings(sft, ppo1, tokenizer, prompts[n_held:], config, drawn["tau"], seed, mix, control)
-    model, rm_tokenizer = reward_model_from(run / "sft", device=device)
-    rm = train_reward_model(model, rm_tokenizer, drawn["rankings"] + new, config, progress=False).model
-    offset = normalise(rm, rm_tokenizer, read_jsonl(world_dir() / "demonstrations_val.jsonl"), config.max_length)
-    m = evaluate(rm, rm_tokenizer, drawn["heldout"], fresh_labeler(drawn["tau"], config), config.max_length)
-    on_ppo1 = accuracy_on_policy(rm, rm_tokenizer, ppo1, tokenizer, prompts[:n_held], drawn["tau"], config, seed=seed + 5)
-    save_reward_model(rm, rm_tokenizer, out / "rm", {"offset": offset, "round": 2, "mix": mix,
-                                                     "train_rankings": len(drawn["rankings"]) + len(new)})
+    fit = fit_reward_model(run / "sft", drawn["rankings"] + new, drawn["heldout"], drawn["tau"], config, out / "rm",
+                           progress=False, info={"round": 2, "mix": mix, "control": control})
+    m = fit["metrics"]
+    on_ppo1 = accuracy_on_policy(fit["model"], fit["tokenizer"], ppo1, tokenizer, prompts[:n_held], drawn["tau"], config,
+                                 seed=seed + 5)
     rm_s = time.perf_counter() - t0
     ppo = run_ppo(run / "sft", out / "rm", out / "ppo", ppo_config, progress=False)
     rows = read_jsonl(run / "samples.jsonl", required=("prompt", "sft", "base"))

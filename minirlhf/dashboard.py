@@ -15,8 +15,10 @@ class Thresholds:
     negative_kl: float = -0.5       # k1 KL summed over an answer; clearly negative = a sampling/logit bug
     exploding_kl: float = 30.0      # nats per answer; the policy has left the SFT model far behind
     entropy_collapse: float = 0.25  # entropy below this share of its first value
-    window: int = 8                 # iterations compared for "RM up, gold down"
-    divergence: float = 0.05        # RM score up and gold down by at least this much over the window
+    window: int = 8                 # "RM up, gold down": the mean of the last `window` iterations against
+                                    # the `window` before them
+    divergence: float = 0.05        # both moved by at least this much, and by twice their noise (one batch's
+                                    # gold mean is noisy: ~0.1 on 64 prompts, so single iterations cannot tell)
 
 
 def check(history: list[dict], t: Thresholds = Thresholds()) -> list[str]:
@@ -36,14 +38,24 @@ def check(history: list[dict], t: Thresholds = Thresholds()) -> list[str]:
     if first_entropy and entropy is not None and entropy < t.entropy_collapse * first_entropy:
         warnings.append(f"iteration {step}: entropy collapsed to {entropy:.2f} (from {first_entropy:.2f}); "
                         "the policy repeats one answer")
-    if len(history) > t.window and "objective/gold" in last:
-        past = history[-t.window - 1]
-        d_rm = last["objective/scores"] - past["objective/scores"]
-        d_gold = last["objective/gold"] - past["objective/gold"]
-        if d_rm > t.divergence and d_gold < -t.divergence:
-            warnings.append(f"iteration {step}: RM score up {d_rm:+.2f} but gold {d_gold:+.2f} over "
-                            f"{t.window} iterations: reward hacking")
+    if len(history) >= 2 * t.window and "objective/gold" in last:
+        before, recent = history[-2 * t.window:-t.window], history[-t.window:]
+        d_rm, noise_rm = _shift(before, recent, "objective/scores")
+        d_gold, noise_gold = _shift(before, recent, "objective/gold")
+        if d_rm > max(t.divergence, 2 * noise_rm) and d_gold < -max(t.divergence, 2 * noise_gold):
+            warnings.append(f"iteration {step}: over the last {t.window} iterations the RM score rose {d_rm:+.2f} "
+                            f"but gold fell {d_gold:+.2f} (beyond their noise): reward hacking")
     return warnings
+
+
+def _shift(before: list[dict], recent: list[dict], key: str) -> tuple[float, float]:
+    """How far the mean of ``key`` moved from ``before`` to ``recent``, and the standard error of that move."""
+    def mean_var(rows):
+        xs = [r[key] for r in rows]
+        m = sum(xs) / len(xs)
+        return m, sum((x - m) ** 2 for x in xs) / max(len(xs) - 1, 1)
+    (m0, v0), (m1, v1) = mean_var(before), mean_var(recent)
+    return m1 - m0, (v0 / len(before) + v1 / len(recent)) ** 0.5
 
 
 def _in_notebook() -> bool:

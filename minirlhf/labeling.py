@@ -248,13 +248,14 @@ def pooled_agreement(paths: Sequence[str | Path], tau: float | None = None) -> d
 # ---------------------------------------------------------------------------- to the reward model
 
 def labels_to_pairs(rows: Sequence[dict]) -> list[dict]:
-    """Preference pairs ``{"prompt", "chosen", "rejected"}`` from label rows; ties and skips dropped."""
+    """Preference pairs ``{"prompt", "chosen", "rejected"}`` from label rows; ties, skips and rows whose
+    two answers are the same text dropped (a choice between them says nothing)."""
     rows = list(rows)
     if rows:
         require_columns(rows, ("prompt", "a", "b", "choice"), "labels")
     pairs = []
     for row in rows:
-        if _check_choice(row["choice"]) in ("a", "b"):
+        if _check_choice(row["choice"]) in ("a", "b") and row["a"] != row["b"]:
             win, lose = (row["a"], row["b"]) if row["choice"] == "a" else (row["b"], row["a"])
             pairs.append({"prompt": row["prompt"], "chosen": win, "rejected": lose})
     return pairs

@@ -205,6 +205,12 @@ def new_prompts(n: int, seed: int = 0) -> list[str]:
     return list(new)
 
 
+def inversions(row: dict) -> list[tuple[int, int]]:
+    """The (winner, loser) pairs of a ranked row that gold orders the other way (gold ties are not counted)."""
+    u = row["utilities"]
+    return [(w, l) for w, l in ranking_pairs(row["ranking"]) if u[w] < u[l]]
+
+
 def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
     """Each row ranked by a (simulated) labeler, best first."""
     return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
@@ -414,6 +420,32 @@ def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path
     return save_checkpoint(model, tokenizer, out_dir, "rm_info.json", info)
 
 
+def fit_reward_model(init_path: str | Path, rankings: list[dict], heldout: list[dict], tau: float, config: RMConfig,
+                     out_dir: str | Path | None = None, progress: bool = True, trust_remote_code: bool = False,
+                     info: dict | None = None) -> dict:
+    """Train a reward model from ``init_path`` on ``rankings``, normalise it on the labelers' demonstrations,
+    measure it on ``heldout`` (ranked rows with gold ``utilities``) against a fresh labeler of ``tau`` and
+    against gold, and save it to ``out_dir`` with ``info`` added to ``rm_info.json``.
+
+    Returns ``model``, ``tokenizer``, ``history``, ``metrics`` (as `evaluate`, plus the demonstrations'
+    mean reward) and ``info`` (what was saved)."""
+    from .io import read_jsonl
+    from .paths import world_dir
+    model, tokenizer = reward_model_from(init_path, device=config.device, trust_remote_code=trust_remote_code)
+    result = train_reward_model(model, tokenizer, rankings, config, progress=progress)
+    model = result.model
+    demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
+    offset = normalise(model, tokenizer, demos, config.max_length)
+    metrics = evaluate(model, tokenizer, heldout, fresh_labeler(tau, config), config.max_length)
+    metrics["demonstration_reward_mean"] = round(float(score(model, tokenizer, [d["prompt"] for d in demos],
+                                                             [d["completion"] for d in demos]).mean()), 4)
+    info = {"config": asdict(config), "init": str(init_path), "offset": offset, "train_rankings": len(rankings),
+            "train_s": result.seconds, **(info or {}), **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
+    if out_dir is not None:
+        save_reward_model(model, tokenizer, out_dir, info)
+    return {"model": model, "tokenizer": tokenizer, "history": result.history, "metrics": metrics, "info": info}
+
+
 def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, config: RMConfig | None = None,
                      human_pairs: list[dict] | None = None, human_only: bool = False, progress: bool = True,
                      trust_remote_code: bool = False, init_path: str | Path | None = None) -> dict:
@@ -444,23 +476,11 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
         rankings += load_rankings(human_pairs)
     sampling_s = time.perf_counter() - t0
     del policy
-    model, rm_tokenizer = reward_model_from(init_path or sft_path, device=config.device,
-                                            trust_remote_code=trust_remote_code)
-    result = train_reward_model(model, rm_tokenizer, rankings, config, progress=progress)
-    model = result.model
-    demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
-    offset = normalise(model, rm_tokenizer, demos, config.max_length)
-    metrics = evaluate(model, rm_tokenizer, heldout, fresh_labeler(tau, config), config.max_length)
     held_pairs = utility_pairs(held_rows)
-    metrics["labelers_tau"] = round(tau, 6)
-    metrics["labeler_labeler_agreement"] = round(expected_agreement(held_pairs, tau), 4)
-    metrics["labeler_gold_agreement"] = round(gold_agreement(held_pairs, tau)["non_tied"], 4)
-    metrics["demonstration_reward_mean"] = round(float(score(model, rm_tokenizer, [d["prompt"] for d in demos],
-                                                             [d["completion"] for d in demos]).mean()), 4)
-    info = {"config": asdict(config), "init": str(init_path or sft_path), "offset": offset,
-            "train_rankings": len(rankings), "sampling_s": sampling_s,
-            "train_s": result.seconds, **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
-    if out_dir is not None:
-        save_reward_model(model, rm_tokenizer, out_dir, info)
-    return {"history": result.history, "metrics": metrics, "info": info, "model": model, "tokenizer": rm_tokenizer,
-            "rankings": rankings, "heldout": heldout}
+    labels = {"labelers_tau": round(tau, 6),
+              "labeler_labeler_agreement": round(expected_agreement(held_pairs, tau), 4),
+              "labeler_gold_agreement": round(gold_agreement(held_pairs, tau)["non_tied"], 4)}
+    fit = fit_reward_model(init_path or sft_path, rankings, heldout, tau, config, out_dir, progress, trust_remote_code,
+                           info={"sampling_s": sampling_s, **labels})
+    fit["metrics"].update(labels)
+    return {**fit, "rankings": rankings, "heldout": heldout}

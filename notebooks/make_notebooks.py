@@ -44,6 +44,8 @@ def title(name: str, heading: str, intro: str) -> list:
 
 
 SETUP = code('''
+    import warnings
+
     import pandas as pd
     import torch
     import transformers
@@ -51,6 +53,8 @@ SETUP = code('''
 
     settings = get_settings()  # MINIRLHF_FAST=1 for a smoke-test-sized run; the GPU when there is one
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar at every model load
+    transformers.utils.logging.set_verbosity_error()   # no load reports: our own messages say what happens
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices
     pd.set_option("display.max_colwidth", None)
     print(f"fast={settings.fast}, device={settings.device}")
 ''')
@@ -412,7 +416,7 @@ def reward_model() -> list:
             from minirlhf.labeling import (LabelingSession, LabelingWidget, agreement_with_gold, labels_to_pairs,
                                            make_items, simulated_labels)
             from minirlhf.paths import data_dir, world_dir
-            from minirlhf.reward import RMConfig, pairwise_loss, ranking_loss, ranking_pairs, run_reward_model
+            from minirlhf.reward import RMConfig, inversions, pairwise_loss, ranking_loss, ranking_pairs, run_reward_model
             from minirlhf.sft import SFTConfig, run_sft
         '''),
         md("""
@@ -455,8 +459,8 @@ def reward_model() -> list:
 
             `run_reward_model` does stage 2 end to end: it samples K = 4 answers of the SFT model to
             each comparison prompt (temperature 1), has a simulated labeler rank them, keeps 20% of the
-            prompts for held-out accuracy, initialises the RM from SFT with a new scalar head (the
-            "score.weight MISSING" report below is that new head), trains on the rankings, and shifts
+            prompts for held-out accuracy, initialises the RM from SFT with a new scalar head (`score`, the
+            one weight the SFT checkpoint does not have), trains on the rankings, and shifts
             the rewards so the labelers' demonstrations score 0 on average (the paper's normalisation
             before RL).
 
@@ -482,14 +486,17 @@ def reward_model() -> list:
             print(row["prompt"])
             pd.DataFrame({"response": row["responses"], "gold U": row["utilities"]}).loc[row["ranking"]]
         '''),
+        md("""
+            The labeler is noisy: now and then a worse response is ranked above a better one. Here is
+            the first ranking where that happened (`reward.inversions` lists the pairs it got wrong):
+        """),
         code('''
-            row = rm["rankings"][1]
-            print(row["prompt"])
+            row = next(r for r in rm["rankings"] if inversions(r))
+            print(row["prompt"], "\nranked against gold:", inversions(row))
             pd.DataFrame({"response": row["responses"], "gold U": row["utilities"]}).loc[row["ranking"]]
         '''),
         md("""
-            The labeler is noisy: now and then a worse response is ranked above a better one. The RM
-            has to find the preference under that noise.
+            The RM has to find the preference under that noise.
 
             ## Accuracy
 
@@ -564,11 +571,14 @@ def reward_model() -> list:
         code('''
             rows = session.rows or simulated_labels(items, seed=1)
             print(f"{len(session.rows)} labels from you" + ("" if session.rows else "; using a simulated labeler's"))
-            agreement_with_gold(rows)
+            agree = agreement_with_gold(rows)
+            pd.Series({"labels (skips excluded)": agree["n"], "you vs gold": agree["gold"],
+                       "you vs a simulated labeler (expected)": agree["labeler"],
+                       "a simulated labeler vs gold (expected)": agree["labeler_gold"]}).round(3)
         '''),
         md("""
-            Ties and skips carry no preference; the rest become `prompt`/`chosen`/`rejected` pairs,
-            the usual column convention of preference datasets:
+            Ties, skips and two identical answers carry no preference; the rest become
+            `prompt`/`chosen`/`rejected` pairs, the usual column convention of preference datasets:
         """),
         code('''
             pairs = labels_to_pairs(rows)
@@ -642,12 +652,12 @@ def ppo() -> list:
 
             PPO starts from the SFT model (the policy, and its frozen copy, the reference) and the
             reward model (the reward, and the value model's starting point). We rebuild both as in
-            `02_sft.ipynb` and `03_reward_model.ipynb`, the RM on fewer comparisons to save time:
+            `02_sft.ipynb` and `03_reward_model.ipynb` (about a minute and a half on 2 CPU cores):
         """),
         code('''
             sft = run_sft(out_dir="runs/nb04/sft", config=SFTConfig(epochs=scaled(3, 1, 4, settings)), progress=False)
             rm = run_reward_model("runs/nb04/sft", "runs/nb04/rm", progress=False,
-                                  config=RMConfig(max_prompts=scaled(800, 300, None, settings), device=settings.device,
+                                  config=RMConfig(max_prompts=scaled(None, 300, None, settings), device=settings.device,
                                                   epochs=scaled(2, 1, 3, settings)))
             print(f"SFT {sft.seconds:.0f} s; RM {rm['info']['train_s'] + rm['info']['sampling_s']:.0f} s, "
                   f"held-out accuracy vs gold {rm['metrics']['accuracy_gold']:.2f}")
@@ -710,7 +720,7 @@ def ppo() -> list:
                                device=settings.device)
             dashboard = Dashboard(every=5)
             ppo = run_ppo("runs/nb04/sft", "runs/nb04/rm", "runs/nb04/ppo", config, callback=dashboard, progress=False)
-            print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings: {dashboard.warnings or 'none'}")
+            print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings:", *dashboard.warnings or ["none"], sep="\n")
         '''),
         code('''
             pd.DataFrame(ppo["history"])[["step", "objective/scores", "objective/gold", "objective/kl",
@@ -812,8 +822,9 @@ def ppo() -> list:
                   "Not yet. Hint: with gamma = lam = 1 and V = 0 the advantage is the sum of the rewards still to come.")
         '''),
         md("""
-            **3.** Run `run_ppo` again with `replace(config, beta=0.2)`. Does the final `objective/kl` go
-            up or down compared with the run above? Set `answer` to `"up"` or `"down"`.
+            **3.** Run `run_ppo` again with `replace(config, beta=0.2)`. Does `objective/kl`, averaged over
+            the last 5 iterations (one iteration alone is noisy), go up or down compared with the run
+            above? Set `answer` to `"up"` or `"down"`.
         """),
         code('''
             answer = None  # "up" or "down"
@@ -868,8 +879,14 @@ def quickstart() -> list:
         '''),
         md("""
             A win rate is the share of prompts where one model's answer has the higher gold utility
-            (ties count 1/2), with a bootstrap 95% interval. The PPO curves: the reward model's score
-            (which PPO maximises) next to the gold utility (which it never sees):
+            (ties count 1/2), with a bootstrap 95% interval.
+
+            SFT is the big step. PPO gains little over it here, and may even lose helpfulness: it can
+            only chase what the reward model sees, and this small reward model agrees with gold on
+            only about 6 pairs in 10. It cannot tell a true fact from a false one, so "I'm not sure"
+            looks safe to it. `03_reward_model.ipynb` measures why, `04_ppo.ipynb` shows where it
+            leads. The PPO curves: the reward model's score (which PPO maximises) next to the gold
+            utility (which it never sees):
         """),
         code('''
             history = [json.loads(line) for line in open("runs/quickstart/metrics.jsonl")]
@@ -943,7 +960,8 @@ def evaluation() -> list:
 
             Here: win rates judged by the gold preference, a fresh draw of the simulated labelers and
             *you* (blind), bootstrap confidence intervals, and the size ladder: the whole pipeline at
-            several model sizes, computed on a GPU and shipped as data, so it plots on any CPU.
+            several model sizes, computed beforehand (the largest on a GPU, the rest on 2 CPU cores) and
+            shipped as data, so it plots on any CPU.
         """),
         SETUP,
         code('''
@@ -1015,10 +1033,10 @@ def evaluation() -> list:
         md("""
             ## The paper in miniature: the size ladder
 
-            `minirlhf ladder` runs base -> SFT -> RM -> PPO (and PPO-ptx) at several sizes, several
-            processes at once on one GPU, and keeps every model's answers to the same 544 held-out
-            prompts. The result shipped with the package records where, how and from which commit each
-            part was made:
+            `minirlhf ladder` runs base -> SFT -> RM -> PPO (and PPO-ptx) at several sizes (on a GPU,
+            several processes at once) and keeps every model's answers to the same 544 held-out
+            prompts. The shipped result was made in parts, on a GPU and on CPUs, and merged; it records
+            where, how and from which commit each part was made:
         """),
         code('''
             ladder = io.read_json(data_dir() / "results" / "ladder.json")
@@ -1178,9 +1196,13 @@ def real_model() -> list:
         code('''
             ppo = run_ppo("runs/nb06/sft", "runs/nb06/rm", "runs/nb06/ppo", ppo_cfg, progress=False)
             pd.DataFrame(ppo["history"])[["step", "objective/scores", "objective/gold", "objective/kl",
-                                          "time/iteration_s"]]
+                                          "time/iteration_s"]].round(3)
         '''),
         md("""
+            On a CPU these are two iterations of a handful of prompts: every number here is one small
+            batch's noise. A KL slightly below 0 is that too (it is estimated from the sampled tokens);
+            `04_ppo.ipynb` warns only when it is clearly negative.
+
             ## Evaluation: PPO against its own SFT model, by the gold judge
 
             (On a CPU the run above is far too short to change much; on a GPU this is the number to

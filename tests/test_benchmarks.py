@@ -3,6 +3,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,6 +98,10 @@ def test_rm_limits_more_prompts_and_loglik():
         assert one["accuracy_gold_content"] > one["accuracy_gold_close"] >= 0.5
     assert sum(v["labelers_more_6"]["categories_more"].values()) == 6
     assert v["sft_loglik"]["train_prompts"] == 0 and 0 <= v["sft_loglik"]["accuracy_gold"] <= 1
+    rows = [{"prompt": "What is 2 plus 3?", "responses": ["It is 5.", "zq zq qz zq"]}]
+    s = limits.loglik_scores(base_model_dir("tiny"), rows, "cpu")
+    assert s[1] < s[0] < 0                                  # a log-likelihood, and the garbled answer is less likely
+    assert s == pytest.approx(limits.loglik_scores(base_model_dir("tiny"), rows + rows, "cpu", batch_size=1)[:2], abs=1e-4)
     rows = limits.more_rows(base_model_dir("tiny"), 5, 0.1, limits_config())
     used = {r["prompt"] for f in world_dir().glob("*_prompts.jsonl") for r in read_jsonl(f)}
     assert len(rows) == 5 and not used & {r["prompt"] for r in rows}

@@ -25,10 +25,21 @@ def test_entropy_collapse():
 
 def test_rm_and_gold_moving_apart_is_reward_hacking():
     t = Thresholds(window=4)
-    history = [_h(i, scores=0.1 * i, gold=-0.1 * i) for i in range(1, 7)]
+    history = [_h(i, scores=0.1 * i, gold=-0.1 * i) for i in range(1, 9)]
     assert any("reward hacking" in w for w in check(history, t))
-    together = [_h(i, scores=0.1 * i, gold=0.1 * i) for i in range(1, 7)]
+    assert check(history[:7], t) == []                 # two whole windows are needed
+    together = [_h(i, scores=0.1 * i, gold=0.1 * i) for i in range(1, 9)]
     assert check(together, t) == []
+
+
+def test_noisy_gold_without_a_trend_is_not_reward_hacking():
+    """One batch's gold mean jumps by 0.3 from iteration to iteration; a single dip is noise, a steady fall is not."""
+    t = Thresholds(window=4)
+    noisy = [_h(i, scores=0.1 * i, gold=0.3 * (i % 2)) for i in range(1, 9)]
+    noisy[-1]["objective/gold"] = -0.3                 # one bad batch at the end
+    assert check(noisy, t) == []
+    falling = [_h(i, scores=0.1 * i, gold=0.3 * (i % 2) - (0.5 if i > 4 else 0)) for i in range(1, 9)]
+    assert any("reward hacking" in w for w in check(falling, t))
 
 
 def test_dashboard_collects_warnings_and_draws_offline():
@@ -51,6 +62,8 @@ def test_chat_box_answers_side_by_side_with_gold_utilities():
     assert list(answers) == ["base", "base again"] and answers["base"] == answers["base again"]   # same seed
     page = box.html("What is 2 plus 3?", answers)
     assert page.count("U = ") == 2 and "What is 2 plus 3?" in page
+    from minirlhf.world.gold import utility
+    assert page.count(f"U = {utility('What is 2 plus 3?', answers['base']):+.2f}") == 2    # the gold utility
     assert box.widget is box.widget                                   # built once
     with pytest.raises(ValueError, match="empty"):
         box.answer("  ")

@@ -128,8 +128,9 @@ def test_pooled_agreement_known_answer(tmp_path):
     assert got["people"]["bob"] == bob.agreement_with_gold()
 
 
-def test_labels_to_pairs_drops_ties_and_skips():
+def test_labels_to_pairs_drops_ties_skips_and_identical_answers():
     rows = [dict(item(str(i), GOOD, BAD), choice=c) for i, c in enumerate(["a", "b", "tie", "skip"])]
+    rows.append(dict(item("same", GOOD, GOOD), choice="a"))        # a choice between one text and itself
     assert labels_to_pairs(rows) == [{"prompt": Q, "chosen": GOOD, "rejected": BAD},
                                      {"prompt": Q, "chosen": BAD, "rejected": GOOD}]
     assert labels_to_pairs([]) == []
@@ -143,6 +144,9 @@ def test_simulated_labels_have_the_same_shape_and_mix(tmp_path):
     assert [r["choice"] for r in sim] == [r["choice"] for r in simulated_labels(items, tau=TAU, seed=3)]
     assert all(set(r) == set(LABEL_FIELDS) and r["labeler"] == "sim-3" for r in sim)
     assert {r["choice"] for r in sim} <= {"a", "b"}
+    assert sum(r["choice"] == "a" for r in sim) >= 18                   # GOOD is A: P(a) ~ 0.996 per item
+    swapped = simulated_labels([item(str(i), BAD, GOOD) for i in range(20)], tau=TAU, seed=3)
+    assert sum(r["choice"] == "b" for r in swapped) >= 18               # it follows the answers, not the side
     for r in sim:
         append_jsonl(tmp_path / "sim.jsonl", r)
     assert len(labels_to_pairs(read_jsonl(tmp_path / "sim.jsonl") + sim)) == 40

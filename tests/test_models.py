@@ -352,14 +352,14 @@ def test_smollm2_from_the_wheel_converts_once_loads_fast_and_answers(smollm2_whe
     path = capsys.readouterr().out.strip()
     assert path == str(tmp_path / "SmolLM2-135M-Instruct")
     assert (tmp_path / "SmolLM2-135M-Instruct" / "model.safetensors").is_file()
-    start = time.perf_counter()
+    weights = tmp_path / "SmolLM2-135M-Instruct" / "model.safetensors"
+    written = weights.stat().st_mtime_ns
     assert main(["models", "smollm2", "--cache", str(tmp_path)]) == 0  # cached: no download, no conversion
-    assert capsys.readouterr().out.strip() == path and time.perf_counter() - start < 2
+    assert capsys.readouterr().out.strip() == path and weights.stat().st_mtime_ns == written
     start = time.perf_counter()
     model, tok = load_causal_lm(path)
-    load_s = time.perf_counter() - start
-    print(f"convert {first:.1f} s, load {load_s:.2f} s")
-    assert load_s < 10 and sum(p.numel() for p in model.parameters()) > 1e8 and uses_chat_template(tok)
+    print(f"convert {first:.1f} s, load {time.perf_counter() - start:.2f} s")      # timings: shown, not asserted
+    assert sum(p.numel() for p in model.parameters()) > 1e8 and uses_chat_template(tok)
     prompts = ["What is 2 plus 3?", "Where does Ada live?"]
     answers = generate(model, tok, prompts, max_new_tokens=16, temperature=0)
     assert all(len(a) > 0 for a in answers), answers

@@ -111,13 +111,15 @@ def test_compiled_passes_give_the_same_metrics(stages, tmp_path, monkeypatch):
     metrics equal the eager run's. Compiled with the aot_eager backend here (dynamo's trace and
     autograd's graph, no code generation), so the test takes seconds; inductor's kernels are
     checked on one pass in tests/test_ppo_speed.py."""
-    compile_ = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, backend="aot_eager", **kw))
+    compile_, calls = torch.compile, []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(fn) or compile_(fn, backend="aot_eager", **kw))
     torch._dynamo.reset()
     cfg = dict(SMALL, iterations=2, save_every=0)
     eager = run_ppo(stages / "sft", stages / "rm", tmp_path / "eager", PPOConfig(**cfg), progress=False)
     compiled = run_ppo(stages / "sft", stages / "rm", tmp_path / "compiled", PPOConfig(**cfg, compile=True),
                        progress=False)
+    assert calls and len(eager["history"]) == len(compiled["history"]) == 2      # compiled, and as many iterations
     for x, y in zip(_strip(eager["history"]), _strip(compiled["history"])):
+        assert x.keys() == y.keys()
         for k in x:
             assert x[k] == (y[k] if isinstance(y[k], str) else pytest.approx(y[k], rel=1e-3, abs=1e-4)), (x["step"], k)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from minirlhf.io import DataError
-from minirlhf.reward import (RMConfig, encode, load_rankings, pairwise_loss, ranking_loss, ranking_pairs,
-                             reward_model_from, score, train_reward_model)
+from minirlhf.reward import (RMConfig, encode, inversions, load_rankings, pairwise_loss, ranking_loss,
+                             ranking_pairs, reward_model_from, score, train_reward_model)
 
 
 def test_pairwise_loss_by_hand():
@@ -25,6 +25,12 @@ def test_ranking_loss_uses_all_pairs_of_a_prompt():
     # a batch averages per-prompt means, so a K=2 prompt weighs as much as a K=3 one
     both = ranking_loss(torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 0.0]]), [[2, 1, 0], [0, 1, 2]])
     assert both.item() == pytest.approx((want + math.log(2)) / 2, abs=1e-6)
+
+
+def test_inversions_are_the_labelers_pairs_that_gold_orders_the_other_way():
+    row = {"utilities": [0.0, 1.0, 0.5, 0.5], "ranking": [1, 2, 0, 3]}   # 0 above 3 is wrong; 2 vs 3 is a gold tie
+    assert inversions(row) == [(0, 3)]
+    assert inversions(dict(row, ranking=[1, 2, 3, 0])) == []
 
 
 def test_load_rankings_formats_and_errors(tmp_path):
