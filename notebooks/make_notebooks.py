@@ -492,7 +492,7 @@ def reward_model() -> list:
         """),
         code('''
             row = next(r for r in rm["rankings"] if inversions(r))
-            print(row["prompt"], "\nranked against gold:", inversions(row))
+            print(row["prompt"], "| pairs ranked against gold:", inversions(row))
             pd.DataFrame({"response": row["responses"], "gold U": row["utilities"]}).loc[row["ranking"]]
         '''),
         md("""
@@ -720,7 +720,7 @@ def ppo() -> list:
                                device=settings.device)
             dashboard = Dashboard(every=5)
             ppo = run_ppo("runs/nb04/sft", "runs/nb04/rm", "runs/nb04/ppo", config, callback=dashboard, progress=False)
-            print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings:", *dashboard.warnings or ["none"], sep="\n")
+            print(f"{len(ppo['history'])} iterations in {ppo['seconds']:.0f} s; warnings:", *dashboard.warnings or ["none"], sep="\\n")
         '''),
         code('''
             pd.DataFrame(ppo["history"])[["step", "objective/scores", "objective/gold", "objective/kl",
