@@ -360,7 +360,7 @@ def sft() -> list:
             u_base = [utility(p, y) for p, y in zip(prompts, base_answers)]
             u_sft = [utility(p, y) for p, y in zip(prompts, sft_answers)]
             win = win_rate(u_sft, u_base)
-            win
+            pd.DataFrame([win], index=["SFT vs base"])
         '''),
         code('''
             plots.win_rates({"SFT vs base": win});
@@ -988,7 +988,7 @@ def evaluation() -> list:
             answers = {name: generate(*load_model(path, settings.device), prompts)
                        for name, path in (("base", base_model_dir("tiny")), ("sft", "runs/nb05/sft"))}
             w = judged_win_rate(prompts, answers["sft"], answers["base"])
-            w
+            pd.DataFrame([w], index=["SFT vs base"])
         '''),
         md("""
             `gold` is the share of prompts where SFT's answer has the higher gold utility, ties
@@ -1028,7 +1028,7 @@ def evaluation() -> list:
             if not mine:   # nobody clicked (or CI): a simulated labeler stands in, and says so
                 mine = simulated_labels(items, seed=1)
                 print("no labels of yours yet: a simulated labeler's instead")
-            people_win_rate(mine, "sft", "base")
+            pd.DataFrame([people_win_rate(mine, "sft", "base")], index=["SFT vs base, by you"])
         '''),
         md("""
             ## The paper in miniature: the size ladder
