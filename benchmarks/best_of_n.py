@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 
 def one_run(run: Path, ns: tuple[int, ...], device: str) -> dict:
     from minirlhf.best_of_n import run_best_of_n
@@ -67,36 +65,26 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", nargs="+", default=[], help="folders written by `minirlhf run`")
     p.add_argument("--n", type=int, nargs="+", default=None, help="values of n (default: 1 2 4 8 16)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--save", default=None, help="write the result as JSON here")
     p.add_argument("--plot", default=None, help="write the figure here (PNG)")
-    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    from minirlhf.ladder import emit_result, provenance, require_run_folders, result_options, show_saved
+    result_options(p)
     args = p.parse_args(argv)
     from minirlhf import plots
     from minirlhf.best_of_n import N_VALUES
-    from minirlhf.io import read_json, write_json_atomic
     if args.show:
-        r = read_json(args.show)
-        print(markdown(r))
+        r = show_saved(args.show, markdown)
         if args.plot:
             plots.save(figure(r), args.plot)
         return r
-    if not args.run:
-        p.error("give --run FOLDER [FOLDER ...] or --show FILE")
-    for run in args.run:
-        for need in ("summary.json", "samples.jsonl", "sft/config.json", "rm/config.json"):
-            if not (Path(run) / need).is_file():
-                p.error(f"{run} is not a finished `minirlhf run` folder: {Path(run) / need} is missing")
-    from minirlhf.ladder import provenance
+    require_run_folders(p, args.run, ("summary.json", "samples.jsonl", "sft/config.json", "rm/config.json"),
+                        "a finished `minirlhf run` folder")
     ns = tuple(sorted(set(args.n))) if args.n else N_VALUES
     out = {**provenance("best_of_n", argv, args.device), "runs": []}
     for run in args.run:
         out["runs"].append(one_run(Path(run), ns, args.device))
         print(f"{run}: {json.dumps({c['n']: c['rm']['gold'] for c in out['runs'][-1]['curve']})}", file=sys.stderr,
               flush=True)
-    print(json.dumps(out))
-    if args.save:
-        write_json_atomic(args.save, out)
+    emit_result(out, args.save)
     if args.plot:
         plots.save(figure(out), args.plot)
     return out

@@ -26,8 +26,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 
 def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau: float, seed: int, mix: bool,
                     control: bool = False) -> list[dict]:
@@ -122,32 +120,20 @@ def main(argv=None) -> dict:
     p.add_argument("--control", action="store_true",
                    help="rank K new SFT samples instead of the policy's answers: twice the rankings, none on-policy")
     p.add_argument("--out", default="runs/rounds", help="where round 2's reward models and policies go")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--save", default=None, help="write the result as JSON here")
-    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    from minirlhf.ladder import emit_result, provenance, require_run_folders, result_options, show_saved
+    result_options(p)
     args = p.parse_args(argv)
-    from minirlhf.io import read_json, write_json_atomic
     if args.show:
-        r = read_json(args.show)
-        print(markdown(r))
-        return r
-    if not args.run:
-        p.error("give --run FOLDER [FOLDER ...] or --show FILE")
-    for run in args.run:
-        for need in ("summary.json", "samples.jsonl", "sft/config.json", "ppo/policy/config.json"):
-            if not (Path(run) / need).is_file():
-                p.error(f"{run} is not a finished `minirlhf run` folder with PPO: {Path(run) / need} is missing")
-    from minirlhf.ladder import provenance
+        return show_saved(args.show, markdown)
+    require_run_folders(p, args.run, ("summary.json", "samples.jsonl", "sft/config.json", "ppo/policy/config.json"),
+                        "a finished `minirlhf run` folder with PPO")
     if args.mix and args.control:
         p.error("--mix and --control are two different second rounds: give one")
     out = {**provenance("rlhf_rounds", argv, args.device), "mix": args.mix, "control": args.control, "runs": []}
     for run in args.run:
         out["runs"].append(second_round(Path(run), Path(args.out) / Path(run).name, args.mix, args.device, args.control))
         print(f"{run}: {json.dumps(out['runs'][-1]['round2']['ppo_vs_sft'])}", file=sys.stderr, flush=True)
-    print(json.dumps(out))
-    if args.save:
-        write_json_atomic(args.save, out)
-    return out
+    return emit_result(out, args.save)
 
 
 if __name__ == "__main__":

@@ -244,16 +244,12 @@ def main(argv=None) -> dict:
     p.add_argument("--no-defaults", action="store_true",
                    help="skip the labelers / labelers_half / labelers_quarter / gold variants")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--save", default=None, help="write the result as JSON here")
-    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    from minirlhf.ladder import emit_result, provenance, result_options, show_saved
+    result_options(p)
     args = p.parse_args(argv)
-    from minirlhf.io import read_json, read_jsonl, write_json_atomic
+    from minirlhf.io import read_jsonl
     if args.show:
-        r = read_json(args.show)
-        print(markdown(r))
-        return r
-    from minirlhf.ladder import provenance
+        return show_saved(args.show, markdown)
     from minirlhf.paths import base_model_dir, world_dir
     from minirlhf.reward import RMConfig
     config = RMConfig(seed=args.seed, device=args.device, max_prompts=args.max_prompts)
@@ -318,10 +314,7 @@ def main(argv=None) -> dict:
         out["variants"]["k9"] = {**train_and_measure(sft, drawn9["rankings"], drawn9, k9),
                                  "labelers_tau": round(drawn9["tau"], 4)}
     out["seconds"] = round(time.perf_counter() - start, 1)
-    print(json.dumps(out))
-    if args.save:
-        write_json_atomic(args.save, out)
-    return out
+    return emit_result(out, args.save)
 
 
 if __name__ == "__main__":

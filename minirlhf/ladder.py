@@ -318,6 +318,40 @@ def provenance(bench: str, argv: list[str] | None, device: str) -> dict:
             "device": device, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def result_options(parser) -> None:
+    """The options of a benchmark script that saves a result: ``--device``, ``--save`` and ``--show``."""
+    import torch
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--save", default=None, help="write the result as JSON here")
+    parser.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+
+
+def show_saved(path: str | Path, markdown) -> dict:
+    """A benchmark's ``--show``: print the result saved at ``path`` with ``markdown(result)``; returns it."""
+    result = io.read_json(path)
+    print(markdown(result))
+    return result
+
+
+def emit_result(result: dict, save: str | Path | None) -> dict:
+    """A benchmark's result: printed as one JSON line, and written to ``save`` (``--save``) when given."""
+    print(json.dumps(result))
+    if save:
+        io.write_json_atomic(save, result)
+    return result
+
+
+def require_run_folders(parser, runs: list[str], needs: tuple[str, ...], what: str) -> None:
+    """Stop with a usage error unless every folder in ``runs`` has the files ``needs`` (``what``: the kind of
+    `minirlhf run` folder the script wants, for the message)."""
+    if not runs:
+        parser.error("give --run FOLDER [FOLDER ...] or --show FILE")
+    for run in runs:
+        for need in needs:
+            if not (Path(run) / need).is_file():
+                parser.error(f"{run} is not {what}: {Path(run) / need} is missing")
+
+
 def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:
     """Collect ``out/*/rung.json``, analyse and write ``out/ladder.json``; missing rungs are listed."""
     import torch
