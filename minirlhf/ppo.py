@@ -309,7 +309,10 @@ def _sequence(batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 
 def logprobs_of(model, batch: dict, mask: torch.Tensor, temperature: float, with_entropy: bool = False):
-    """log pi(y_t | x, y_<t) of the response tokens, with logits / temperature: (B, T)."""
+    """log pi(y_t | x, y_<t) of the response tokens, with logits / temperature: (B, T).
+
+    ``with_entropy=True`` returns ``(logp, entropy)``, the entropy of each position's distribution
+    (B, T), computed without gradient (it is a metric)."""
     ids, attn, pos = _sequence(batch, mask)
     T = batch["response_ids"].shape[1]
     logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **_keep(model, T)).logits
@@ -369,12 +372,13 @@ class LearnedReward:
         self.format_prompts = format_prompts
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "LearnedReward":
+    def load(cls, path: str | Path, device: str = "cpu", trust_remote_code: bool = False) -> "LearnedReward":
         from transformers import AutoModelForSequenceClassification
 
         from .models import load_tokenizer
-        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-        return cls(model.to(device), load_tokenizer(path, local_files_only=True))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        return cls(model.to(device), load_tokenizer(path, local_files_only=True, trust_remote_code=trust_remote_code))
 
     def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
         from .reward import score
@@ -449,6 +453,9 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     reward_fn(prompts, responses) -> (B,) scores, e.g. ``LearnedReward`` or ``gold_reward``.
     corpus: documents for PPO-ptx (needed when ``config.ptx_coef > 0``).
     callback(metrics, result) is called after every iteration (the live dashboard uses it).
+    gold: also judge each rollout by the world's gold utility, logged as ``objective/gold`` and kept
+    in the samples as ``gold`` (measured beside the reward, never optimised); turn it off for
+    prompts that are not the world's.
     ckpt_dir: saved every ``config.save_every`` iterations; ``resume=True`` continues from it
     (pass the models as they were at the start: the checkpoint's weights are loaded into them).
     stop_after: end after this many iterations of this call (to simulate an interruption).
@@ -660,7 +667,8 @@ def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cp
     ref_policy, _ = load_model(sft_path, device, trust_remote_code)
     value_model = AutoModelForSequenceClassification.from_pretrained(
         rm_path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code).to(device)
-    return policy, ref_policy, value_model, LearnedReward.load(rm_path, device), tokenizer
+    reward = LearnedReward.load(rm_path, device, trust_remote_code)
+    return policy, ref_policy, value_model, reward, tokenizer
 
 
 @torch.no_grad()

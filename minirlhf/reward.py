@@ -91,7 +91,7 @@ def ranking_loss(rewards: torch.Tensor, rankings: list[list[int]]) -> torch.Tens
 def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
     """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT), fp32 weights.
 
-    The new head is drawn from N(0, 1/sqrt(d + 1)) ("The N Implementation Details of RLHF
+    The new head is drawn from a normal with standard deviation 1/sqrt(d + 1) ("The N Implementation Details of RLHF
     with PPO", detail on reward-head init) so initial rewards are small and varied.
     """
     from transformers import AutoModelForSequenceClassification
@@ -113,8 +113,9 @@ def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int,
     """Right-padded prompt + response + eos; the score is read at the last real token.
 
     Prompts go through `prompt_text` (the world's format or the tokenizer's chat template)
-    unless `format_prompts=False`. Long responses are cut from the right, keeping the
-    prompt and the end marker.
+    unless `format_prompts=False`. Prompt and response together are cut from the right to
+    ``max_length - 1`` tokens and the end marker is always kept: the prompt survives whole when
+    it fits.
     """
     ids_p = tokenizer([prompt_text(tokenizer, p) if format_prompts else p for p in prompts],
                       add_special_tokens=False)["input_ids"]
@@ -246,7 +247,8 @@ def more_comparisons(policy, tokenizer, config: RMConfig, tau: float) -> list[di
 
 
 def fresh_labeler(tau: float, config: RMConfig):
-    """A labeler draw independent of the rankings of `draw_comparisons`, new on every call."""
+    """A labeler independent of the ones that ranked `draw_comparisons`. Each call returns a new
+    one with the same seed, so the same rankings get the same labels on every call."""
     from .world.labelers import Labeler
     return Labeler(tau, seed=10 * config.seed + 3)
 
