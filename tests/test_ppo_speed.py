@@ -98,15 +98,21 @@ def test_batched_reward_encoding_equals_one_by_one():
         assert together["input_ids"][i, :n].tolist() == alone["input_ids"][0, :n].tolist()
 
 
-def test_fused_adamw_matches_the_plain_one():
+def test_ppos_fused_adamw_trains_as_the_plain_one():
+    """PPO's optimizer is fused on CPU (fewer passes over the weights); it must train the same."""
+    from minirlhf.ppo import ppo_optimizer
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=32, n_positions=16, n_layer=1, n_embd=16, n_head=2)
     a = GPT2LMHeadModel(cfg)
     b = GPT2LMHeadModel(cfg)
     b.load_state_dict(a.state_dict())
+    b.transformer.wte.requires_grad_(False)                 # frozen weights stay out of the optimizer
     ids = torch.randint(32, (4, 8))
-    for model, fused in ((a, True), (b, False)):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, fused=fused)
+    fused = ppo_optimizer([a], 1e-3, torch.device("cpu"))
+    assert fused.defaults["fused"] and fused.defaults["eps"] == 1e-5
+    assert len(ppo_optimizer([b], 1e-3, torch.device("cpu")).param_groups[0]["params"]) == len(list(b.parameters())) - 1
+    b.transformer.wte.requires_grad_(True)
+    for model, opt in ((a, fused), (b, torch.optim.AdamW(b.parameters(), lr=1e-3, eps=1e-5, fused=False))):
         for _ in range(3):
             opt.zero_grad()
             model(input_ids=ids, labels=ids).loss.backward()
