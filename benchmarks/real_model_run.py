@@ -104,7 +104,8 @@ def main(argv=None) -> dict:
     demos = io.read_jsonl(world_dir() / "demonstrations.jsonl")[:args.demos]
     io.write_jsonl_atomic(out / "demos.jsonl", demos)
     t = time.perf_counter()
-    run_sft(path, out / "sft", sft_cfg, train_path=out / "demos.jsonl", progress=False)
+    run_sft(path, out / "sft", sft_cfg, train_path=out / "demos.jsonl",
+            val_path=world_dir() / "demonstrations_val.jsonl", progress=False)
     timings["sft"] = time.perf_counter() - t
     t = time.perf_counter()
     rm = run_reward_model(out / "sft", out / "rm", rm_cfg, progress=False)

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from minirlhf.models import load_causal_lm, prompt_text
+from minirlhf.models import context_length, load_causal_lm, prompt_text
 
 
 def load_model(path: str | Path, device: str = "cpu",
@@ -40,8 +40,12 @@ def generate(
     `model.generate` when `temperature == 0`. Seeded, so deterministic on CPU. The model
     runs in eval mode on its own device; its mode is restored afterwards.
     """
-    from minirlhf.ppo import decode_responses, response_mask, rollout
+    from minirlhf.ppo import decode_responses, require_prompt_list, require_room, response_mask, rollout
+    require_prompt_list(prompts)
     texts = [prompt_text(tokenizer, p) for p in prompts] if format else list(prompts)
+    if context_length(model):                  # learned positions: name a prompt that cannot fit before any runs
+        require_room(model, prompts, [len(t) for t in tokenizer(texts, add_special_tokens=False)["input_ids"]],
+                     max_new_tokens)
     was_training, padding_side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"

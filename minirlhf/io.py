@@ -72,6 +72,18 @@ def last_json_line(text: str, where: str = "the output") -> dict:
     raise ValueError(f"no JSON line in {where}:\n{text[-2000:]}")
 
 
+def require_table(data: Any, source: str) -> None:
+    """DataError unless ``data`` is a table of rows (a list of dicts or a ``datasets.Dataset``): one dict,
+    such as a ``DatasetDict`` of splits, is not."""
+    if isinstance(data, dict):
+        splits = hasattr(data, "column_names")        # a DatasetDict: its column_names is a dict of splits
+        raise DataError(f"{source}: expected rows (a JSONL path, a list of dicts or a Dataset), got "
+                        + (f"a DatasetDict: pick a split, e.g. data[{next(iter(data), 'train')!r}]" if splits
+                           else "a dict of columns: use datasets.Dataset.from_dict(data)"
+                           if data and all(isinstance(v, list) for v in data.values())
+                           else "one dict: wrap it in a list"))
+
+
 def require_columns(rows: Any, columns: Sequence[str], source: str) -> None:
     """Check that a table has the given columns, in ``read_jsonl``'s message style.
 

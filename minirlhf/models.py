@@ -56,9 +56,54 @@ def ensure_pad_token(tokenizer):
     return tokenizer
 
 
+def missing_folder(model: str | Path) -> bool:
+    """``model`` names a local folder that is not there: an absolute or relative path, or ``a/b`` whose
+    ``a`` is a folder here (hub names look like ``org/name`` too, so only these are caught early)."""
+    path = Path(model)
+    if path.exists():
+        return False
+    parts = path.parts
+    return (path.is_absolute() or str(model).startswith((".", "~")) or len(parts) > 2
+            or (len(parts) == 2 and Path(parts[0]).is_dir()))
+
+
+def require_model(name_or_path: str | Path, what: str = "model") -> None:
+    """FileNotFoundError naming ``what`` when ``name_or_path`` is a local folder that is not there
+    (instead of transformers' "Repo id must be in the form ..." for a path it took for a hub name)."""
+    if missing_folder(name_or_path):
+        raise FileNotFoundError(f"{what}: no folder at {name_or_path} (a Hugging Face hub name is 'name' or 'org/name')")
+
+
+def context_length(model) -> int | None:
+    """How many positions a model with learned position embeddings has (GPT-2's ``n_positions``, else
+    ``max_position_embeddings``): a longer input fails there with a bare index error. None for rotary
+    models (Llama, Qwen, SmolLM2: a longer input runs, if less well) and configs with neither."""
+    config = getattr(model, "config", None)
+    if getattr(config, "n_positions", None):
+        return int(config.n_positions)
+    rotary = any(getattr(config, a, None) is not None for a in ("rope_theta", "rope_parameters", "rope_scaling",
+                                                                 "rotary_dim", "rotary_emb_base"))
+    n = getattr(config, "max_position_embeddings", None)
+    return None if rotary or not n else int(n)
+
+
+def require_reward_model(path: str | Path, trust_remote_code: bool = False) -> None:
+    """ValueError unless ``path`` holds a scalar-head model (``num_labels == 1``), the shape of every
+    reward model minirlhf saves: a causal LM's folder would otherwise load with a random 2-way head."""
+    from transformers import AutoConfig
+    require_model(path, "reward model")
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                        local_files_only=Path(path).is_dir())
+    if config.num_labels != 1:
+        raise ValueError(f"{path} is not a reward model: its config has num_labels={config.num_labels}, a reward "
+                         "model has one scalar output (make one with minirlhf.reward.run_reward_model, or "
+                         "minirlhf.reward.reward_model_from to start one from a language model)")
+
+
 def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False, local_files_only: bool | None = None):
     """``AutoTokenizer`` with a pad token (``ensure_pad_token``); a local folder never touches the hub."""
     from transformers import AutoTokenizer
+    require_model(name_or_path)
     local = Path(name_or_path).is_dir() if local_files_only is None else local_files_only
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
                                               local_files_only=local)

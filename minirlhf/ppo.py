@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 
 from . import static_decoding
 from .lora import LoRAConfig, load_weights, merged, unwrap
-from .models import amp_dtype, backward_step, for_training, fuse_activations, grad_scaler, prompt_text
+from .models import amp_dtype, backward_step, context_length, for_training, fuse_activations, grad_scaler, prompt_text
 from .models import autocast as _autocast
+from .settings import require_positive
 
 
 @dataclass
@@ -73,6 +74,8 @@ class PPOConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        require_positive(self, "iterations", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens",
+                         "ptx_batch_size", "kl_horizon", "save_every", allow_zero=("save_every",))
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"PPOConfig.kl_estimator must be 'k1' or 'k3', not {self.kl_estimator!r}")
         if self.batch_size % self.mini_batch_size:
@@ -254,6 +257,7 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     fuse_activations(policy)
     texts = [prompt_text(tokenizer, p) for p in prompts] if format_prompts else list(prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
+    require_room(policy, prompts, enc["attention_mask"].sum(1).tolist(), max_new_tokens)   # on the CPU: no sync
     ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     if static and static_decoding.supports(policy):
         return {"prompt_ids": ids, "prompt_mask": attn,
@@ -285,6 +289,24 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
         past, logits = _cache_of(out), out.logits[:, -1]
     return {"prompt_ids": ids, "prompt_mask": attn, "response_ids": torch.stack(tokens, 1),
             "logprobs": torch.stack(logps, 1), "entropy": torch.stack(entropies, 1)}
+
+
+def require_prompt_list(prompts, what: str = "prompts") -> None:
+    """TypeError for one string where a list of prompts belongs (it would be read as one prompt per character)."""
+    if isinstance(prompts, (str, bytes)):
+        raise TypeError(f"{what} must be a list of prompts, not one string: wrap it as [{prompts[:40]!r}]")
+
+
+def require_room(policy, prompts: list, lengths: list[int], max_new_tokens: int) -> None:
+    """ValueError naming the longest prompt (its index in ``prompts`` and its start) when it and
+    ``max_new_tokens`` do not fit a model with learned positions (`models.context_length`): a
+    GPT-2 model would fail with a bare index error."""
+    limit = context_length(policy)
+    longest = max(range(len(lengths)), key=lengths.__getitem__, default=None)
+    if limit and longest is not None and lengths[longest] + max_new_tokens > limit:
+        raise ValueError(f"prompt {longest} has {lengths[longest]} tokens; with max_new_tokens={max_new_tokens} it "
+                         f"needs {lengths[longest] + max_new_tokens} positions and the model has {limit}: shorten "
+                         f"the prompt or lower max_new_tokens (prompt {longest}: {str(prompts[longest])[:60]!r}...)")
 
 
 def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator) -> dict:
@@ -364,26 +386,34 @@ def decode_responses(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) 
 class LearnedReward:
     """The learned reward model as a callable ``(prompts, responses) -> scores``.
 
-    It reads text, so its tokenizer may differ from the policy's.
+    It reads text, so its tokenizer may differ from the policy's. Scores are the model's output
+    less ``config.reward_offset`` (the normalisation `reward.normalise` saves), each input cut to
+    ``max_length`` tokens as in the reward model's training (`reward.encode`).
     """
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, format_prompts: bool = True):
+    def __init__(self, model, tokenizer, batch_size: int = 64, format_prompts: bool = True, max_length: int = 192):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
-        self.format_prompts = format_prompts
+        self.format_prompts, self.max_length = format_prompts, max_length
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", trust_remote_code: bool = False) -> "LearnedReward":
+        """A saved reward model; its ``rm_info.json``, when there, gives the ``max_length`` it was trained with."""
         from transformers import AutoModelForSequenceClassification
 
-        from .models import load_tokenizer
+        from .io import read_json
+        from .models import load_tokenizer, require_reward_model
+        require_reward_model(path, trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code)
-        return cls(model.to(device), load_tokenizer(path, local_files_only=True, trust_remote_code=trust_remote_code))
+        info = Path(path) / "rm_info.json"
+        max_length = read_json(info).get("config", {}).get("max_length", 192) if info.is_file() else 192
+        return cls(model.to(device), load_tokenizer(path, local_files_only=True, trust_remote_code=trust_remote_code),
+                   max_length=max_length)
 
     def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
         from .reward import score
         return score(self.model, self.tokenizer, prompts, responses, batch_size=self.batch_size,
-                     format_prompts=self.format_prompts)
+                     max_length=self.max_length, format_prompts=self.format_prompts)
 
 
 def gold_reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
@@ -455,15 +485,15 @@ def ppo_optimizer(models: list, lr: float, device: torch.device) -> torch.optim.
 def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, prompts: list[str],
               config: PPOConfig = PPOConfig(), corpus: list[str] | None = None, callback: Callable | None = None,
               ckpt_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-              gold: bool = True, stop_after: int | None = None) -> PPOResult:
+              gold: bool | None = None, stop_after: int | None = None) -> PPOResult:
     """Run PPO: each iteration samples `batch_size` prompts, rolls out, scores, and updates.
 
     reward_fn(prompts, responses) -> (B,) scores, e.g. ``LearnedReward`` or ``gold_reward``.
     corpus: documents for PPO-ptx (needed when ``config.ptx_coef > 0``).
     callback(metrics, result) is called after every iteration (the live dashboard uses it).
     gold: also judge each rollout by the world's gold utility, logged as ``objective/gold`` and kept
-    in the samples as ``gold`` (measured beside the reward, never optimised); turn it off for
-    prompts that are not the world's.
+    in the samples as ``gold`` (measured beside the reward, never optimised). None (the default):
+    on when every prompt is one of the world's (`world_prompts`), off for your own.
     ckpt_dir: saved every ``config.save_every`` iterations; ``resume=True`` continues from it
     (pass the models as they were at the start: the checkpoint's weights are loaded into them).
     stop_after: end after this many iterations of this call (to simulate an interruption).
@@ -472,8 +502,11 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     """
     if config.ptx_coef > 0 and not corpus:
         raise ValueError("PPO-ptx (ptx_coef > 0) needs corpus documents")
+    require_prompt_list(prompts)
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
+    if gold is None:
+        gold = world_prompts(prompts)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     generator = torch.Generator().manual_seed(config.seed)                  # prompts, minibatches, ptx docs
@@ -576,7 +609,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
             old_values = values_fn(value_model, batch, mask)
         with amp(), _label("ppo/reward"):   # a learned RM runs in the policy's precision too
             responses = decode_responses(tokenizer, batch["response_ids"], mask)
-            scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).to(old_logp.device)
+            scores = reward_scores(reward_fn, prompts, responses).to(old_logp.device)
         scores = scores - config.missing_eos_penalty * (~has_eos).float()
         maskf = mask.float()
         kl = torch.where(mask.bool(), kl_per_token(old_logp, ref_logp, config.kl_estimator), 0)
@@ -665,16 +698,52 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
 
 # ---------------------------------------------------------------------------- the stage end to end
 
+def world_prompts(prompts: list) -> bool:
+    """True when every prompt is one of the world's tasks (`world.prompts.parse_prompt` knows it),
+    so that the gold judge can score the answers."""
+    from .world.prompts import parse_prompt
+    return all(isinstance(p, str) and parse_prompt(p).category != "unknown" for p in prompts)
+
+
+def reward_scores(reward_fn: Callable, prompts: list[str], responses: list[str]) -> torch.Tensor:
+    """``reward_fn(prompts, responses)`` as a float tensor of shape (B,): one score per response,
+    or a ValueError that says what came back instead."""
+    out = reward_fn(prompts, responses)                          # its own errors pass through as they are
+    try:
+        scores = torch.as_tensor(out, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"reward_fn must return one number per response (a list or tensor of {len(responses)}): "
+                         f"{e}") from e
+    if scores.dim() == 2 and scores.shape[1] == 1:               # a (B, 1) head output: one score each
+        scores = scores[:, 0]
+    if scores.shape != (len(responses),):
+        raise ValueError(f"reward_fn returned scores of shape {tuple(scores.shape)} for {len(responses)} "
+                         f"responses; it must return one number per response, shape ({len(responses)},)")
+    return scores
+
+
 def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
-    """The four models: policy and reference from SFT, value model and reward from the RM."""
+    """The four models: policy and reference from SFT, value model and reward from the RM.
+
+    The value model reads the policy's tokens. When the reward model's tokenizer is another
+    one (its vocabulary differs), the value model cannot start from it and starts from the SFT
+    model with a new scalar head instead (`reward.reward_model_from`), with a warning.
+    """
     from transformers import AutoModelForSequenceClassification
 
     from .generation import load_model
+    reward = LearnedReward.load(rm_path, device, trust_remote_code)
     policy, tokenizer = load_model(sft_path, device, trust_remote_code)
     ref_policy, _ = load_model(sft_path, device, trust_remote_code)
-    value_model = AutoModelForSequenceClassification.from_pretrained(
-        rm_path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code).to(device)
-    reward = LearnedReward.load(rm_path, device, trust_remote_code)
+    if reward.tokenizer.get_vocab() == tokenizer.get_vocab():
+        value_model = AutoModelForSequenceClassification.from_pretrained(
+            rm_path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code).to(device)
+    else:
+        from .reward import reward_model_from
+        warnings.warn(f"the reward model at {rm_path} has another tokenizer than the policy at {sft_path}: the "
+                      "value model starts from the SFT model with a new head instead of from the reward model",
+                      stacklevel=2)
+        value_model, _ = reward_model_from(sft_path, device, trust_remote_code)
     return policy, ref_policy, value_model, reward, tokenizer
 
 
@@ -702,7 +771,7 @@ def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | Non
     """Stage 3 on the world: PPO (or PPO-ptx) from SFT against the learned RM on the PPO prompts.
 
     ``reward_fn`` replaces the learned RM (any ``(prompts, responses) -> scores``); the value
-    model still starts from the RM. Checkpoints go to ``out_dir/checkpoint`` and the final
+    model still starts from the RM (from SFT when their tokenizers differ: `load_ppo_models`). Checkpoints go to ``out_dir/checkpoint`` and the final
     policy to ``out_dir/policy`` (Hugging Face format).
     """
     from .io import read_jsonl, save_checkpoint

@@ -29,6 +29,7 @@ from .evaluate import outcome
 from .lora import LoRAConfig, merged
 from .models import (amp_dtype, autocast, backward_step, completion_text, for_training, fuse_activations, grad_scaler,
                      prompt_text)
+from .settings import require_positive
 
 
 @dataclass
@@ -59,6 +60,12 @@ class RMConfig:
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self):
+        require_positive(self, "k", "epochs", "batch_prompts", "max_length", "group_by_length", "max_new_tokens",
+                         "more_prompts", allow_zero=("more_prompts",))
+        if self.k < 2:
+            raise ValueError(f"RMConfig.k must be at least 2 (a ranking compares K responses), not {self.k}")
 
 
 # ---------------------------------------------------------------------------- losses
@@ -113,21 +120,33 @@ def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int,
     """Right-padded prompt + response + eos; the score is read at the last real token.
 
     Prompts go through `prompt_text` (the world's format or the tokenizer's chat template)
-    unless `format_prompts=False`. Prompt and response together are cut from the right to
-    ``max_length - 1`` tokens and the end marker is always kept: the prompt survives whole when
-    it fits.
+    unless `format_prompts=False`. A pair longer than ``max_length`` tokens (end marker
+    included) is cut so that the score still reads the response: the response keeps its start
+    and at least half the room, the prompt keeps its end (`fit_pair`).
     """
     ids_p = tokenizer([prompt_text(tokenizer, p) if format_prompts else p for p in prompts],
                       add_special_tokens=False)["input_ids"]
     ids_r = tokenizer([completion_text(tokenizer, r) if format_prompts else " " + r for r in responses],
                       add_special_tokens=False)["input_ids"]
-    rows = [(p + r)[: max_length - 1] + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
+    rows = [fit_pair(p, r, max_length - 1) + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def fit_pair(prompt_ids: list[int], response_ids: list[int], room: int) -> list[int]:
+    """Prompt + response in at most ``room`` tokens. Nothing is cut when they fit. Otherwise the
+    response keeps its first tokens, as many as fit beside the prompt but at least half the room,
+    and the prompt keeps its last tokens (the question sits at its end), so a long prompt never
+    pushes the answer out of what the reward model reads."""
+    if len(prompt_ids) + len(response_ids) <= room:
+        return prompt_ids + response_ids
+    keep_r = min(len(response_ids), room - min(len(prompt_ids), room // 2))
+    keep_p = room - keep_r
+    return prompt_ids[len(prompt_ids) - keep_p:] + response_ids[:keep_r]
 
 
 def rewards_of(model, batch: dict) -> torch.Tensor:
@@ -150,24 +169,84 @@ def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size
 # ---------------------------------------------------------------------------- data
 
 def load_rankings(data) -> list[dict]:
-    """Rankings from K-way rows (``prompt``, ``responses``, ``ranking``) or pairs
-    (``prompt``, ``chosen``, ``rejected``) in a JSONL path, a list of dicts or a Dataset."""
-    from .io import DataError, read_jsonl, require_columns
-    rows = read_jsonl(data) if isinstance(data, (str, Path)) else [dict(r) for r in data]
+    """Rankings from K-way rows (``prompt``, ``responses``, ``ranking``: indices best first) or
+    pairs (``prompt``, ``chosen``, ``rejected``) in a JSONL path, a list of dicts or a Dataset.
+
+    Conversational pairs as TRL and the hub write them are read too (`conversational_pair`):
+    ``chosen`` and ``rejected`` are chats of ``{"role", "content"}`` messages ending in the
+    assistant's answer, with or without a ``prompt`` column (without one, the turns they share
+    are the prompt).
+    """
+    from .io import DataError, read_jsonl, require_columns, require_table
     source = str(data) if isinstance(data, (str, Path)) else "dataset"
+    if not isinstance(data, (str, Path)):
+        require_table(data, source)
+    rows = read_jsonl(data) if isinstance(data, (str, Path)) else [dict(r) for r in data]
     if not rows:
         raise DataError(f"{source}: no rows (an empty dataset cannot train a reward model)")
+    chat = isinstance(rows[0].get("chosen"), list)
+    if chat:
+        require_columns(rows, ("chosen", "rejected"), source)
+        rows = [conversational_pair(r, f"{source}, row {i}") for i, r in enumerate(rows, 1)]
     pairwise = "chosen" in rows[0]
     columns = ("prompt", "chosen", "rejected") if pairwise else ("prompt", "responses", "ranking")
-    if isinstance(data, (str, Path)):
+    if isinstance(data, (str, Path)) and not chat:
         read_jsonl(data, required=columns)           # errors name the file and line
     require_columns(rows, columns, source)
+    for i, r in enumerate(rows, 1):
+        _check_types(r, pairwise, f"{source}, row {i}")
     if pairwise:
         return [{"prompt": r["prompt"], "responses": [r["chosen"], r["rejected"]], "ranking": [0, 1]} for r in rows]
     for i, r in enumerate(rows, 1):
         if sorted(r["ranking"]) != list(range(len(r["responses"]))) or len(r["responses"]) < 2:
-            raise DataError(f"{source}, row {i}: 'ranking' must order all {len(r['responses'])} responses")
+            raise DataError(f"{source}, row {i}: 'ranking' must order all {len(r['responses'])} responses by their "
+                            f"0-based indices, best first (got {r['ranking']})")
     return rows
+
+
+def conversational_pair(row: dict, where: str) -> dict:
+    """A chat-format pair as ``prompt``, ``chosen`` and ``rejected`` texts, or DataError naming ``where``.
+
+    ``chosen`` and ``rejected`` are lists of ``{"role", "content"}`` messages that end in the
+    assistant's answer and agree on the turns before it. Those turns, after the row's
+    ``prompt`` when it has one (a text or a chat), are the prompt: one user message as its
+    text, a longer chat as the list of its messages.
+    """
+    from .io import DataError
+
+    def is_chat(c) -> bool:
+        return isinstance(c, list) and bool(c) and all(isinstance(m, dict) and {"role", "content"} <= m.keys()
+                                                       for m in c)
+    chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt", [])
+    if not (is_chat(chosen) and is_chat(rejected)) or chosen[-1]["role"] != "assistant" \
+            or rejected[-1]["role"] != "assistant" or chosen[:-1] != rejected[:-1] \
+            or not (isinstance(prompt, str) or prompt == [] or is_chat(prompt)):
+        raise DataError(f"{where}: a chat-format pair needs 'chosen' and 'rejected' as lists of {{'role', 'content'}} "
+                        "messages with the same turns before a last, assistant, turn (and 'prompt', if there, "
+                        "a text or such a list)")
+    turns = ([{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)) + chosen[:-1]
+    text = turns[0]["content"] if len(turns) == 1 and turns[0]["role"] == "user" else turns
+    return {"prompt": text, "chosen": chosen[-1]["content"], "rejected": rejected[-1]["content"]}
+
+
+def _check_types(row: dict, pairwise: bool, where: str) -> None:
+    """DataError naming ``where`` and the field unless the row's texts are strings (the prompt may be a
+    chat: a list of messages) and its ranking integers."""
+    from .io import DataError
+    prompt = row["prompt"]
+    if isinstance(prompt, list) and prompt and all(isinstance(m, dict) for m in prompt):
+        prompt = ""                                  # a chat prompt: `prompt_text` renders it
+    texts = {"prompt": prompt}
+    if pairwise:
+        texts.update(chosen=row["chosen"], rejected=row["rejected"])
+    elif not isinstance(row["responses"], list) or not isinstance(row["ranking"], list) \
+            or not all(isinstance(j, int) and not isinstance(j, bool) for j in row["ranking"]):
+        raise DataError(f"{where}: 'responses' must be a list of texts and 'ranking' a list of their indices")
+    else:
+        texts.update({f"responses[{j}]": y for j, y in enumerate(row["responses"])})
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise DataError(f"{where}: {name!r} must be a text, not {type(value).__name__}")
 
 
 def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, seed: int = 0) -> list[dict]:
@@ -301,9 +380,11 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
                        progress: bool = True) -> RMResult:
     """Train on rankings with the K-way loss; one batch element = one prompt's K responses.
 
-    With `config.lora` only adapters and the scalar head train; the returned model
-    (`RMResult.model`) has them merged into its weights.
+    ``rankings`` is anything `load_rankings` reads (K-way rows or chosen/rejected pairs; a JSONL
+    path, a list of dicts or a Dataset), checked by it. With `config.lora` only adapters and the
+    scalar head train; the returned model (`RMResult.model`) has them merged into its weights.
     """
+    rankings = load_rankings(rankings)
     torch.manual_seed(config.seed)
     order_rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(rankings) / config.batch_prompts)
@@ -322,7 +403,7 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
             m.p = 0.0
     result, t0, step = RMResult(), time.perf_counter(), 0
     bar = tqdm(total=total, desc="reward model", disable=not progress)
-    lengths = [len(r["prompt"]) + max(map(len, r["responses"])) for r in rankings]  # characters: a proxy
+    lengths = [len(str(r["prompt"])) + max(map(len, r["responses"])) for r in rankings]  # characters: a proxy
     for _ in range(config.epochs):
         for batch_ids in length_grouped_batches(lengths, config.batch_prompts, order_rng,
                                                 config.group_by_length):
@@ -417,7 +498,9 @@ def accuracy_on_policy(model, tokenizer, policy, policy_tokenizer, prompts: list
 
 
 def save_reward_model(model, tokenizer, out_dir: str | Path, info: dict) -> Path:
-    """Save in Hugging Face format with ``rm_info.json``, atomically."""
+    """Save in Hugging Face format with ``rm_info.json``, atomically. The normalisation is in the
+    model's config as ``reward_offset``: minirlhf subtracts it (`rewards_of`, `ppo.LearnedReward`);
+    a plain ``AutoModelForSequenceClassification.from_pretrained`` returns the logits without it."""
     from .io import save_checkpoint
     return save_checkpoint(model, tokenizer, out_dir, "rm_info.json", info)
 

@@ -161,17 +161,6 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     return out, rm_config
 
 
-def _missing_folder(model: str | Path) -> bool:
-    """``model`` names a local folder that is not there: an absolute or relative path, or ``a/b`` whose
-    ``a`` is a folder here (hub names look like ``org/name`` too, so only these are caught early)."""
-    path = Path(model)
-    if path.exists():
-        return False
-    parts = path.parts
-    return (path.is_absolute() or str(model).startswith((".", "~")) or len(parts) > 2
-            or (len(parts) == 2 and Path(parts[0]).is_dir()))
-
-
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
@@ -201,8 +190,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     from .world.gold import utility
 
     settings = get_settings(fast=fast, device=device, seed=seed)
-    if model and _missing_folder(model):
-        raise FileNotFoundError(f"model: no folder at {model} (a Hugging Face hub name is 'name' or 'org/name')")
+    if model:
+        from .models import require_model
+        require_model(model)
     if rm_model is not None and not (Path(rm_model) / "config.json").is_file():
         raise FileNotFoundError(f"rm_model: no model folder at {rm_model} (config.json missing); "
                                 "make one with `minirlhf pretrain --size SIZE --out FOLDER`")

@@ -86,3 +86,12 @@ def scaled(cpu_value, fast_value, gpu_value, settings: Settings | None = None):
     if settings.fast:
         return fast_value
     return gpu_value if settings.gpu else cpu_value
+
+
+def require_positive(config, *names: str, allow_zero: tuple[str, ...] = ()) -> None:
+    """ValueError naming ``Class.field`` unless each of ``names`` is an integer above 0 (0 allowed for
+    those in ``allow_zero``): a batch size of 0 would divide by zero later, 0 epochs train nothing."""
+    for name in names:
+        value, low = getattr(config, name), 0 if name in allow_zero else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{type(config).__name__}.{name} must be an integer >= {low}, not {value!r}")

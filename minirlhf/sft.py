@@ -32,11 +32,12 @@ import transformers
 from tqdm.auto import tqdm
 
 from minirlhf.generation import generate, load_model
-from minirlhf.io import DataError, read_jsonl, require_columns, save_checkpoint
+from minirlhf.io import DataError, read_jsonl, require_columns, require_table, save_checkpoint
 from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE
 from minirlhf.lora import LoRAConfig, merged, unwrap
-from minirlhf.models import (amp_dtype, autocast, backward_step, completion_text, for_training, grad_scaler,
-                             prompt_text)
+from minirlhf.models import (amp_dtype, autocast, backward_step, completion_text, context_length, for_training,
+                             grad_scaler, prompt_text)
+from minirlhf.settings import require_positive
 
 COLUMNS = ("prompt", "completion")
 IGNORE = -100  # label of a token the loss skips (PyTorch's and Hugging Face's convention)
@@ -63,6 +64,10 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     bf16: bool | None = None  # bf16 autocast; None: on GPUs with native bf16 (Ampere on), never on the CPU
     fp16: bool | None = None  # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
+
+    def __post_init__(self):
+        require_positive(self, "epochs", "batch_size", "max_length", "eval_every", "n_samples", "max_new_tokens",
+                         allow_zero=("n_samples",))
 
 
 @dataclass
@@ -116,6 +121,7 @@ def load_sft_rows(data, source: str | None = None) -> list[dict]:
         rows = read_jsonl(data, required=("messages",) if _is_chat(rows) else COLUMNS)
     else:
         source = source or "SFT data"
+        require_table(data, source)
         require_columns(data, ("messages",) if len(data) and _is_chat(data) else COLUMNS, source)
         rows = list(data)
     if _is_chat(rows):
@@ -140,7 +146,11 @@ def tokenize_example(tokenizer, prompt: str | list[dict], completion: str, max_l
     model is never taught to stop in mid-answer. A prompt leaving no room for a single
     completion token raises `DataError` ("over-long prompt") naming `where`.
     """
-    prompt_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    try:
+        text = prompt_text(tokenizer, prompt)
+    except Exception as e:                     # jinja2's TemplateError, e.g. a role the template lacks
+        raise DataError(f"{where}: the tokenizer's chat template cannot render this prompt: {e}") from e
+    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     completion_ids = (tokenizer(completion_text(tokenizer, completion), add_special_tokens=False)["input_ids"]
                       + [tokenizer.eos_token_id])
     room = max_length - len(prompt_ids)
@@ -241,13 +251,28 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _prepare(tokenizer, train, val, config: SFTConfig) -> tuple[list[dict], list[dict], list[str]]:
-    """Tokenized train and val examples, and the val (else train) prompts to sample."""
+def _prepare(tokenizer, train, val, config: SFTConfig, limit: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
+    """Tokenized train and val examples, and the val (else train) prompts to sample: the first
+    ``config.n_samples`` whose answers fit the model's ``limit`` positions."""
     train_rows = load_sft_rows(train)
     val_rows = load_sft_rows(val) if val is not None else []
-    train_ex = tokenize_rows(tokenizer, train_rows, config.max_length, source="train")
-    val_ex = tokenize_rows(tokenizer, val_rows, config.max_length, source="val")
-    return train_ex, val_ex, [r["prompt"] for r in (val_rows or train_rows)[: config.n_samples]]
+    train_ex = tokenize_rows(tokenizer, train_rows, config.max_length, source=_source(train, "train"))
+    val_ex = tokenize_rows(tokenizer, val_rows, config.max_length, source=_source(val, "val"))
+    for examples, data, what in ((train_ex, train, "train"), (val_ex, val, "val")):
+        longest = max(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]), default=None)
+        if limit and longest is not None and len(examples[longest]["input_ids"]) > limit:
+            raise DataError(f"{_source(data, what)}, row {longest + 1}: {len(examples[longest]['input_ids'])} tokens, "
+                            f"more than the model's {limit} positions: set SFTConfig.max_length <= {limit} "
+                            f"(now {config.max_length}; longer completions are then cut)")
+    rows, examples = (val_rows, val_ex) if val_rows else (train_rows, train_ex)
+    fits = [r["prompt"] for r, ex in zip(rows, examples)
+            if limit is None or ex["labels"].count(IGNORE) + config.max_new_tokens <= limit]
+    return train_ex, val_ex, fits[: config.n_samples]
+
+
+def _source(data, what: str) -> str:
+    """How errors name a data set: its file when it is one, else ``what`` (train, val)."""
+    return str(data) if isinstance(data, (str, Path)) else what
 
 
 def _update(model, opt, sched, batch: dict, grad_clip: float, dtype=None, scaler=None) -> tuple[float, float]:
@@ -276,7 +301,8 @@ def train_sft(model, tokenizer, train, val=None, config: SFTConfig | None = None
     if config.device is not None:
         model.to(config.device)
     pad_id = _pad_id(tokenizer)
-    train_ex, val_ex, sample_prompts = _prepare(tokenizer, train, val, config)
+    limit = context_length(model)
+    train_ex, val_ex, sample_prompts = _prepare(tokenizer, train, val, config, limit)
     samples_before = _samples(model, tokenizer, sample_prompts, config)
     model = for_training(model, config.lora, config.gradient_checkpointing)
     dtype = amp_dtype(model.device, config.bf16, config.fp16)
@@ -343,8 +369,10 @@ def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = No
             config: SFTConfig | None = None, train_path: str | Path | None = None,
             val_path: str | Path | None = None, progress: bool = True, trust_remote_code: bool = False) -> SFTResult:
     """Load a base model (default: the shipped tiny one; any causal LM's hub name or folder),
-    fine-tune it on the world's demonstrations (default: `world_dir()/demonstrations.jsonl`
-    and `demonstrations_val.jsonl`) and save it to `out_dir` (if given)."""
+    fine-tune it on demonstrations and save it to `out_dir` (if given). With neither `train_path`
+    nor `val_path` these are the world's (`world_dir()/demonstrations.jsonl` and
+    `demonstrations_val.jsonl`); with your own `train_path` and no `val_path` there is no
+    validation set (the world's would measure another task)."""
     from minirlhf.paths import base_model_dir, world_dir
     from minirlhf.settings import get_settings
 
@@ -352,6 +380,7 @@ def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = No
     device = config.device or get_settings().device
     model, tokenizer = load_model(base_path or base_model_dir("tiny"), device=device,
                                   trust_remote_code=trust_remote_code)
-    train_path = train_path or world_dir() / "demonstrations.jsonl"
-    val_path = val_path or world_dir() / "demonstrations_val.jsonl"
+    if train_path is None:
+        train_path = world_dir() / "demonstrations.jsonl"
+        val_path = val_path or world_dir() / "demonstrations_val.jsonl"
     return train_sft(model, tokenizer, train_path, val_path, config, out_dir=out_dir, progress=progress)

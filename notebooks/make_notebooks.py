@@ -1184,7 +1184,8 @@ def real_model() -> list:
             merged into the weights when the model is saved:
         """),
         code('''
-            sft = run_sft(path, "runs/nb06/sft", sft_cfg, train_path="runs/nb06/demos.jsonl", progress=False)
+            sft = run_sft(path, "runs/nb06/sft", sft_cfg, train_path="runs/nb06/demos.jsonl",
+                          val_path=world_dir() / "demonstrations_val.jsonl", progress=False)
             plots.loss_curves(sft.history, title="SFT on SmolLM2");
         '''),
         md("## Stage 2: the reward model, on K = 4 samples of the SFT model per prompt, ranked by the labelers"),
