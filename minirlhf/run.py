@@ -161,11 +161,21 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     return out, rm_config
 
 
+def _save_progress(out: Path, summary: dict, metrics: list[dict], timings: dict) -> None:
+    """``summary.json`` and ``metrics.jsonl`` as they stand after a stage, written atomically: a run that
+    stops later (a kill, out of memory) keeps what its finished stages measured. Stages not run yet are
+    absent, as in any summary; ``timings_s.total`` and ``win_rates`` come with the last write."""
+    summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    io.write_jsonl_atomic(out / "metrics.jsonl", metrics)
+    io.write_json_atomic(out / "summary.json", summary)
+
+
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
         rm_model: str | Path | None = None, more_comparisons: int = 0) -> dict:
-    """Run the pipeline; returns the summary written to ``out/summary.json``.
+    """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
+    ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
 
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
     world's own models (the size ladder, with the world's tokenizer) keep the tiny world's
@@ -238,6 +248,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     summary["lr"] = {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}  # as trained
     del base_model
     bar.update(2)
+    _save_progress(out, summary, metrics, timings)
 
     if "sft" in stages:
         bar.set_postfix_str("SFT")
@@ -251,6 +262,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                                   .relative_to(out))
         judged("sft", out / "sft")
         bar.update()
+        _save_progress(out, summary, metrics, timings)
 
     if "rm" in stages and "sft" in stages:
         bar.set_postfix_str("reward model")
@@ -274,6 +286,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         figures["RM rewards"] = str(plots.save(plots.reward_histogram(m["chosen_rewards"], m["rejected_rewards"]),
                                                out / "plots" / "rm_rewards.png").relative_to(out))
         bar.update()
+        _save_progress(out, summary, metrics, timings)
 
         if "ppo" in stages:
             bar.set_postfix_str("PPO")
@@ -300,6 +313,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                 summary["rm"]["labelers_tau"], rm_config, seed=seed + 5)
             timings["eval"] += time.perf_counter() - t
             bar.update()
+            _save_progress(out, summary, metrics, timings)
 
         bar.set_postfix_str("evaluation")
         t = time.perf_counter()

@@ -159,3 +159,21 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
     assert cli.main(["run", "--more-comparisons", "9", "--out", str(tmp_path / "cli")]) == 0
     assert seen["more_comparisons"] == 9
+
+
+def test_a_run_that_dies_in_ppo_keeps_what_the_earlier_stages_measured(tmp_path, monkeypatch):
+    """summary.json and metrics.jsonl are written after every stage: a kill or an out-of-memory error
+    in PPO leaves the SFT and RM results, and no made-up PPO ones."""
+    import minirlhf.ppo
+    from minirlhf.run import run
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("the machine went away")
+    monkeypatch.setattr(minirlhf.ppo, "run_ppo", dies)
+    with pytest.raises(RuntimeError, match="went away"):
+        run(tmp_path, fast=True)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"base", "sft", "rm"} <= summary.keys() and not {"ppo", "win_rates"} & summary.keys()
+    assert summary["rm"]["accuracy_gold"] > 0 and set(summary["timings_s"]) == {"eval", "sft", "rm"}
+    stages = {json.loads(line)["stage"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"eval", "sft", "rm"}
