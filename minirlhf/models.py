@@ -71,7 +71,8 @@ def require_model(name_or_path: str | Path, what: str = "model") -> None:
     """FileNotFoundError naming ``what`` when ``name_or_path`` is a local folder that is not there
     (instead of transformers' "Repo id must be in the form ..." for a path it took for a hub name)."""
     if missing_folder(name_or_path):
-        raise FileNotFoundError(f"{what}: no folder at {name_or_path} (a Hugging Face hub name is 'name' or 'org/name')")
+        raise FileNotFoundError(f"{what}: no folder at {name_or_path} "
+                                "(a Hugging Face hub name is 'name' or 'org/name')")
 
 
 def context_length(model) -> int | None:

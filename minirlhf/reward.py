@@ -98,8 +98,9 @@ def ranking_loss(rewards: torch.Tensor, rankings: list[list[int]]) -> torch.Tens
 def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
     """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT), fp32 weights.
 
-    The new head is drawn from a normal with standard deviation 1/sqrt(d + 1) ("The N Implementation Details of RLHF
-    with PPO", detail on reward-head init) so initial rewards are small and varied.
+    The new head is drawn from a normal with standard deviation 1/sqrt(d + 1) ("The N
+    Implementation Details of RLHF with PPO", detail on reward-head init) so initial rewards are
+    small and varied.
     """
     from transformers import AutoModelForSequenceClassification
 

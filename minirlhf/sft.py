@@ -251,7 +251,8 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _prepare(tokenizer, train, val, config: SFTConfig, limit: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
+def _prepare(tokenizer, train, val, config: SFTConfig,
+             limit: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
     """Tokenized train and val examples, and the val (else train) prompts to sample: the first
     ``config.n_samples`` whose answers fit the model's ``limit`` positions."""
     train_rows = load_sft_rows(train)
