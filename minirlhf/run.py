@@ -295,8 +295,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                               lora=ppo_config.lora is not None,
                               gradient_checkpointing=ppo_config.gradient_checkpointing):
                 ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False,
-                              trust_remote_code=trust_remote_code)
+                              trust_remote_code=trust_remote_code, callback=lambda m, _: bar.set_postfix_str(
+                                  f"PPO iteration {m['step']}/{ppo_config.iterations}"))
             timings["ppo"] = time.perf_counter() - t
+            bar.set_postfix_str("judging the PPO policy")
             metrics += ppo["history"]
             figures["PPO curves"] = str(plots.save(plots.ppo_curves(ppo["history"]), out / "plots" / "ppo_curves.png")
                                         .relative_to(out))
