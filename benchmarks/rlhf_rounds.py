@@ -53,27 +53,26 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
     from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
     from minirlhf.paths import world_dir
     from minirlhf.ppo import run_ppo, samples_and_kl
-    from minirlhf.reward import accuracy_on_policy, draw_comparisons, fit_reward_model
+    from minirlhf.reward import accuracy_on_policy, comparison_prompts, draw_comparisons, fit_reward_model, split_heldout
     from minirlhf.run import _stage_configs
     from minirlhf.settings import get_settings
     summary = read_json(run / "summary.json")
     seed, t0 = summary["seed"], time.perf_counter()
     _, config, ppo_config = _stage_configs(get_settings(fast=summary["fast"], device=device, seed=seed))  # as the run's
     world = read_json(world_dir() / "world.json")
-    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
-    prompts = prompts[:config.max_prompts]
-    n_held = int(len(prompts) * config.heldout_fraction)
+    prompts = comparison_prompts(config)
+    held, rest = split_heldout(prompts, config.heldout_fraction)
     sft, tokenizer = load_model(run / "sft", device=device)
     drawn = draw_comparisons(sft, tokenizer, prompts, config, world["labelers"]["tau"])
     if "rm_model" in summary or "autopilot" in summary or len(drawn["rankings"]) != summary["rm"].get("train_prompts"):
         raise ValueError(f"{run}: round 2 repeats the default reward-model stage of the tiny world (no --rm-model, "
                          "--more-comparisons or --model), and this run did not use it")
     ppo1, _ = load_model(run / "ppo" / "policy", device=device)
-    new = policy_rankings(sft, ppo1, tokenizer, prompts[n_held:], config, drawn["tau"], seed, mix, control)
+    new = policy_rankings(sft, ppo1, tokenizer, rest, config, drawn["tau"], seed, mix, control)
     fit = fit_reward_model(run / "sft", drawn["rankings"] + new, drawn["heldout"], drawn["tau"], config, out / "rm",
                            progress=False, info={"round": 2, "mix": mix, "control": control})
     m = fit["metrics"]
-    on_ppo1 = accuracy_on_policy(fit["model"], fit["tokenizer"], ppo1, tokenizer, prompts[:n_held], drawn["tau"], config,
+    on_ppo1 = accuracy_on_policy(fit["model"], fit["tokenizer"], ppo1, tokenizer, held, drawn["tau"], config,
                                  seed=seed + 5)
     rm_s = time.perf_counter() - t0
     ppo = run_ppo(run / "sft", out / "rm", out / "ppo", ppo_config, progress=False)

@@ -247,10 +247,9 @@ def main(argv=None) -> dict:
     from minirlhf.ladder import emit_result, provenance, result_options, show_saved
     result_options(p)
     args = p.parse_args(argv)
-    from minirlhf.io import read_jsonl
     if args.show:
         return show_saved(args.show, markdown)
-    from minirlhf.paths import base_model_dir, world_dir
+    from minirlhf.paths import base_model_dir
     from minirlhf.reward import RMConfig
     config = RMConfig(seed=args.seed, device=args.device, max_prompts=args.max_prompts)
     if args.epochs:
@@ -261,8 +260,8 @@ def main(argv=None) -> dict:
         from minirlhf.sft import SFTConfig, run_sft
         sft = Path(args.out) / "sft"
         run_sft(base_model_dir("tiny"), sft, SFTConfig(seed=args.seed, device=args.device), progress=False)
-    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
-    prompts = prompts[:config.max_prompts]
+    from minirlhf.reward import comparison_prompts
+    prompts = comparison_prompts(config)
     drawn = comparisons(sft, prompts, config)
     rankings, n = drawn["rankings"], len(drawn["rankings"])
     gold = gold_ranked(drawn["train_rows"])              # the same responses, ranked by the noise-free gold

@@ -84,7 +84,7 @@ def _run(args) -> None:
                                     f"{args.rm_size}` first")
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
-        rm_model=rm_model, more_comparisons=args.more_comparisons)
+        rm_model=rm_model, more_comparisons=args.more_comparisons, resume=args.resume)
 
 
 def _models(args) -> None:
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let a hub model run its own Python code (off unless asked)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with a run in --out that stopped: finished SFT and RM stages are read back, PPO "
+                        "continues from its last checkpoint (give the same other options)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("models", help="make a real pretrained model available offline and print its path")

@@ -297,6 +297,20 @@ def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
     return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
 
 
+def comparison_prompts(config: RMConfig) -> list[str]:
+    """The world's comparison prompts the RM stage uses: the first ``config.max_prompts`` (all when None)."""
+    from .io import read_jsonl
+    from .paths import world_dir
+    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
+    return prompts[:config.max_prompts]
+
+
+def split_heldout(prompts: list[str], fraction: float) -> tuple[list[str], list[str]]:
+    """(held-out, training) prompts: the first ``fraction`` of them are held out."""
+    n_held = int(len(prompts) * fraction)
+    return prompts[:n_held], prompts[n_held:]
+
+
 def draw_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, tau: float, train: bool = True) -> dict:
     """The RM stage's comparisons: the first ``heldout_fraction`` of ``prompts`` held out, K samples
     of ``policy`` per prompt (``train=False``: the held-out ones only), the labelers' ``tau``
@@ -307,9 +321,9 @@ def draw_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, ta
     rankings ``rankings`` and ``heldout`` (`fresh_labeler` gives the labeler that judges held-out accuracy).
     """
     from .world.labelers import Labeler
-    n_held = int(len(prompts) * config.heldout_fraction)
-    train_rows = sample_comparisons(policy, tokenizer, prompts[n_held:], config, seed=config.seed + 1) if train else []
-    held_rows = sample_comparisons(policy, tokenizer, prompts[:n_held], config, seed=config.seed + 2)
+    held, rest = split_heldout(prompts, config.heldout_fraction)
+    train_rows = sample_comparisons(policy, tokenizer, rest, config, seed=config.seed + 1) if train else []
+    held_rows = sample_comparisons(policy, tokenizer, held, config, seed=config.seed + 2)
     if config.calibrate_labelers:
         tau = calibrate_tau(train_rows or held_rows)
     more = more_comparisons(policy, tokenizer, config, tau) if train and config.more_prompts else []
@@ -547,13 +561,11 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     the same policy and K, on comparison prompts never trained on.
     """
     from .generation import load_model
-    from .io import read_jsonl
     from .paths import world_dir
     from .world.labelers import expected_agreement, gold_agreement
     config = config or RMConfig()
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
-    prompts = [r["prompt"] for r in read_jsonl(world_dir() / "comparison_prompts.jsonl", required=("prompt",))]
-    prompts = prompts[:config.max_prompts]
+    prompts = comparison_prompts(config)
     t0 = time.perf_counter()
     policy, tokenizer = load_model(sft_path, device=config.device, trust_remote_code=trust_remote_code)
     drawn = draw_comparisons(policy, tokenizer, prompts, config, tau, train=not human_only)

@@ -161,21 +161,56 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     return out, rm_config
 
 
-def _save_progress(out: Path, summary: dict, metrics: list[dict], timings: dict) -> None:
-    """``summary.json`` and ``metrics.jsonl`` as they stand after a stage, written atomically: a run that
-    stops later (a kill, out of memory) keeps what its finished stages measured. Stages not run yet are
-    absent, as in any summary; ``timings_s.total`` and ``win_rates`` come with the last write."""
+def _save_progress(out: Path, summary: dict, metrics: list[dict], timings: dict, answers: dict) -> None:
+    """``summary.json``, ``metrics.jsonl`` and ``answers.json`` (each model's answers to the evaluation
+    prompts) as they stand after a stage, written atomically: a run that stops later (a kill, out of
+    memory) keeps what its finished stages measured, and ``resume=True`` goes on from there. Stages
+    not run yet are absent, as in any summary; ``timings_s.total`` and ``win_rates`` come last."""
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    io.write_json_atomic(out / "answers.json", answers)
     io.write_jsonl_atomic(out / "metrics.jsonl", metrics)
     io.write_json_atomic(out / "summary.json", summary)
+
+
+def _finished(out: Path, summary: dict, resume: bool) -> dict:
+    """What a stopped run in ``out`` finished, for ``resume``: its summary, metrics and answers, and
+    ``done``, the stages whose results and checkpoints are all there (``sft``, ``rm``). Empty when
+    not resuming or when ``out`` holds no run. A run made with other settings is a ValueError that
+    names them: its results would not be this run's."""
+    if not resume or not (out / "summary.json").is_file():
+        return {"done": set()}
+    saved = io.read_json(out / "summary.json")
+    differ = {k: saved.get(k) for k in ("seed", "fast", "args") if saved.get(k) != summary[k]}
+    if differ:
+        raise ValueError(f"{out} holds a run made with other settings ({differ}, now "
+                         f"{ {k: summary[k] for k in differ} }): resume it with the same ones, or give another --out")
+    answers = io.read_json(out / "answers.json") if (out / "answers.json").is_file() else {}
+    done = set()
+    if "sft" in saved and "sft" in answers and (out / "sft" / "sft_info.json").is_file():
+        done.add("sft")
+        if "rm" in saved and (out / "rm" / "rm_info.json").is_file():
+            done.add("rm")
+    return {"done": done, "summary": saved, "answers": answers,
+            "metrics": io.read_jsonl(out / "metrics.jsonl") if (out / "metrics.jsonl").is_file() else []}
+
+
+def _reused(prev: dict, stage: str, metrics: list[dict], timings: dict) -> None:
+    """A finished stage's logged steps and time, as the stopped run recorded them."""
+    metrics += [m for m in prev["metrics"] if m.get("stage") == stage]
+    timings[stage] = prev["summary"].get("timings_s", {}).get(stage, 0.0)
 
 
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
-        rm_model: str | Path | None = None, more_comparisons: int = 0) -> dict:
+        rm_model: str | Path | None = None, more_comparisons: int = 0, resume: bool = False) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
     ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
+
+    ``resume``: go on with a run in ``out`` that stopped (killed, out of memory), made with the same
+    arguments: finished SFT and RM stages are read back instead of trained again (their answers and
+    checkpoints are in ``out``), and PPO continues from its last checkpoint (``PPOConfig.save_every``).
+    On a CPU the result is the run that did not stop.
 
     ``model``: any causal LM's folder or hub name (default: the shipped tiny model). The
     world's own models (the size ladder, with the world's tokenizer) keep the tiny world's
@@ -224,6 +259,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     summary = {"seed": seed, "device": settings.device, "fast": settings.fast, "commit": code_commit()}
     world = json.loads((world_dir() / "world.json").read_text())
     summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
+    summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
+                       "more_comparisons": more_comparisons, "lora": lora, "stages": list(stages)}
+    prev = _finished(out, summary, resume)
+    done = prev["done"]
 
     bar = tqdm(total=len(stages), desc="minirlhf run", unit="stage")
     responses = {}
@@ -242,15 +281,22 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         return judged_model, tokenizer
 
     bar.set_postfix_str("judging the base model")
-    base_model, base_tokenizer = judged("base", base_path)
+    base_model, base_tokenizer = judged("base", base_path, prev.get("answers", {}).get("base"))
+    if base_model is None:           # answers read back: the model is still needed for the autopilot
+        base_model, base_tokenizer = load_model(base_path, settings.device, trust_remote_code)
     if lora is not None or not is_world_tokenizer(base_tokenizer):
         summary["autopilot"] = _pilot(base_model, settings.device, lora, (sft_config, rm_config, ppo_config))
     summary["lr"] = {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}  # as trained
     del base_model
     bar.update(2)
-    _save_progress(out, summary, metrics, timings)
+    _save_progress(out, summary, metrics, timings, responses)
 
-    if "sft" in stages:
+    if "sft" in stages and "sft" in done:
+        _reused(prev, "sft", metrics, timings)
+        figures["SFT loss"] = "plots/sft_loss.png"
+        judged("sft", out / "sft", prev["answers"]["sft"])
+        bar.update()
+    elif "sft" in stages:
         bar.set_postfix_str("SFT")
         t = time.perf_counter()
         with friendly_oom("SFT", batch_size=sft_config.batch_size, lora=sft_config.lora is not None,
@@ -262,16 +308,30 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                                   .relative_to(out))
         judged("sft", out / "sft")
         bar.update()
-        _save_progress(out, summary, metrics, timings)
+        _save_progress(out, summary, metrics, timings, responses)
 
-    if "rm" in stages and "sft" in stages:
+    rm_config.more_prompts = more_comparisons
+    if "rm" in stages and "sft" in stages and "rm" in done:
+        from .ppo import LearnedReward
+        from .reward import comparison_prompts, split_heldout
+        _reused(prev, "rm", metrics, timings)
+        for key in ("rm", "rm_model"):
+            if key in prev["summary"]:
+                summary[key] = prev["summary"][key]
+        summary["lr"]["rm"] = prev["summary"]["lr"]["rm"]
+        learned = LearnedReward.load(out / "rm", settings.device, trust_remote_code)
+        held, _ = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)
+        rm = {"model": learned.model, "tokenizer": learned.tokenizer, "heldout": [{"prompt": p} for p in held]}
+        figures["RM accuracy"], figures["RM rewards"] = "plots/rm_accuracy.png", "plots/rm_rewards.png"
+        bar.update()
+    elif "rm" in stages and "sft" in stages:
         bar.set_postfix_str("reward model")
         t = time.perf_counter()
         init = None
         if rm_model is not None:     # the reward model's own, larger base, fine-tuned first
             init, rm_config = _rm_sft(Path(rm_model), out / "rm_sft", settings, summary)
             summary["lr"]["rm"] = rm_config.lr
-        rm_config.more_prompts = more_comparisons
+            rm_config.more_prompts = more_comparisons
         with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
                           gradient_checkpointing=rm_config.gradient_checkpointing):
             rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
@@ -286,15 +346,16 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         figures["RM rewards"] = str(plots.save(plots.reward_histogram(m["chosen_rewards"], m["rejected_rewards"]),
                                                out / "plots" / "rm_rewards.png").relative_to(out))
         bar.update()
-        _save_progress(out, summary, metrics, timings)
+        _save_progress(out, summary, metrics, timings, responses)
 
+    if "rm" in stages and "sft" in stages:
         if "ppo" in stages:
             bar.set_postfix_str("PPO")
             t = time.perf_counter()
             with friendly_oom("PPO", mini_batch_size=ppo_config.mini_batch_size, batch_size=ppo_config.batch_size,
                               lora=ppo_config.lora is not None,
                               gradient_checkpointing=ppo_config.gradient_checkpointing):
-                ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False,
+                ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False, resume=resume,
                               trust_remote_code=trust_remote_code, callback=lambda m, _: bar.set_postfix_str(
                                   f"PPO iteration {m['step']}/{ppo_config.iterations}"))
             timings["ppo"] = time.perf_counter() - t
@@ -315,7 +376,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                 summary["rm"]["labelers_tau"], rm_config, seed=seed + 5)
             timings["eval"] += time.perf_counter() - t
             bar.update()
-            _save_progress(out, summary, metrics, timings)
+            _save_progress(out, summary, metrics, timings, responses)
 
         bar.set_postfix_str("evaluation")
         t = time.perf_counter()

@@ -161,19 +161,42 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     assert seen["more_comparisons"] == 9
 
 
-def test_a_run_that_dies_in_ppo_keeps_what_the_earlier_stages_measured(tmp_path, monkeypatch):
-    """summary.json and metrics.jsonl are written after every stage: a kill or an out-of-memory error
-    in PPO leaves the SFT and RM results, and no made-up PPO ones."""
+def test_a_run_that_dies_in_ppo_keeps_what_it_measured_and_resumes(tmp_path, monkeypatch):
+    """summary.json, metrics.jsonl and answers.json are written after every stage: a kill or an
+    out-of-memory error in PPO leaves the SFT and RM results, and no made-up PPO ones. run(resume=True)
+    reads the finished stages back instead of training them again and gives the run that did not stop."""
     import minirlhf.ppo
+    import minirlhf.reward
+    import minirlhf.sft
     from minirlhf.run import run
+    real_ppo = minirlhf.ppo.run_ppo
 
     def dies(*args, **kwargs):
         raise RuntimeError("the machine went away")
     monkeypatch.setattr(minirlhf.ppo, "run_ppo", dies)
     with pytest.raises(RuntimeError, match="went away"):
-        run(tmp_path, fast=True)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+        run(tmp_path / "cut", fast=True)
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert {"base", "sft", "rm"} <= summary.keys() and not {"ppo", "win_rates"} & summary.keys()
     assert summary["rm"]["accuracy_gold"] > 0 and set(summary["timings_s"]) == {"eval", "sft", "rm"}
-    stages = {json.loads(line)["stage"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()}
+    stages = {json.loads(line)["stage"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()}
     assert stages == {"eval", "sft", "rm"}
+
+    with pytest.raises(ValueError, match="holds a run made with other settings .*'seed': 0"):
+        run(tmp_path / "cut", fast=True, seed=1, resume=True)
+    monkeypatch.setattr(minirlhf.ppo, "run_ppo", real_ppo)
+    trained = []
+    for module, name in ((minirlhf.sft, "run_sft"), (minirlhf.reward, "run_reward_model")):
+        monkeypatch.setattr(module, name, lambda *a, name=name, **kw: trained.append(name))
+    resumed = run(tmp_path / "cut", fast=True, resume=True)
+    assert trained == []                                      # SFT and the RM were read back
+    monkeypatch.undo()
+    whole = run(tmp_path / "whole", fast=True)
+
+    def same(s):
+        return {k: v for k, v in s.items() if k not in ("timings_s",)} | {
+            "sft": {**s["sft"], "model": None}, "ppo": {**s["ppo"], "model": None}, "args": None}
+    assert same(resumed) == same(whole)
+    lines = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["stage"] for m in lines] == [json.loads(x)["stage"]
+                                           for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
