@@ -16,7 +16,7 @@ import inspect
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -71,7 +71,7 @@ class PPOConfig:
                                     # kernels, fewer launches. Off: compiling takes ~20 s per shape on a CPU
                                     # and its GPU gain is not yet measured (docs/speed.md)
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = None       # None: where the policy is (train_ppo); run_ppo: the machine's GPU, else CPU
 
     def __post_init__(self):
         require_positive(self, "iterations", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens",
@@ -508,7 +508,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
     if gold is None:
         gold = world_prompts(prompts)
     torch.manual_seed(config.seed)
-    device = torch.device(config.device)
+    device = torch.device(config.device) if config.device else policy.device
     generator = torch.Generator().manual_seed(config.seed)                  # prompts, minibatches, ptx docs
     sampler = torch.Generator(device=device).manual_seed(config.seed + 1)   # rollouts, on the model's device
     for m in (policy, ref_policy, value_model):
@@ -777,6 +777,9 @@ def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | Non
     from .io import read_jsonl, save_checkpoint
     from .paths import world_dir
     config = config or PPOConfig()
+    if config.device is None:
+        from .settings import get_settings
+        config = replace(config, device=get_settings().device)
     policy, ref_policy, value_model, learned, tokenizer = load_ppo_models(sft_path, rm_path, config.device,
                                                                           trust_remote_code)
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "ppo_prompts.jsonl", required=("prompt",))]

@@ -59,7 +59,7 @@ class RMConfig:
     bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = None  # None: the machine's GPU, else CPU (`settings.get_settings`)
 
     def __post_init__(self):
         require_positive(self, "k", "epochs", "batch_prompts", "max_length", "group_by_length", "max_new_tokens",
@@ -297,6 +297,12 @@ def rank_comparisons(rows: list[dict], labeler) -> list[dict]:
     return [dict(row, ranking=labeler.rank(row["utilities"])) for row in rows]
 
 
+def _device(config: RMConfig) -> str:
+    """``config.device``, else the machine's GPU or CPU (`settings.get_settings`)."""
+    from .settings import get_settings
+    return config.device or get_settings().device
+
+
 def comparison_prompts(config: RMConfig) -> list[str]:
     """The world's comparison prompts the RM stage uses: the first ``config.max_prompts`` (all when None)."""
     from .io import read_jsonl
@@ -531,7 +537,7 @@ def fit_reward_model(init_path: str | Path, rankings: list[dict], heldout: list[
     mean reward) and ``info`` (what was saved)."""
     from .io import read_jsonl
     from .paths import world_dir
-    model, tokenizer = reward_model_from(init_path, device=config.device, trust_remote_code=trust_remote_code)
+    model, tokenizer = reward_model_from(init_path, device=_device(config), trust_remote_code=trust_remote_code)
     result = train_reward_model(model, tokenizer, rankings, config, progress=progress)
     model = result.model
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
@@ -567,7 +573,7 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
     prompts = comparison_prompts(config)
     t0 = time.perf_counter()
-    policy, tokenizer = load_model(sft_path, device=config.device, trust_remote_code=trust_remote_code)
+    policy, tokenizer = load_model(sft_path, device=_device(config), trust_remote_code=trust_remote_code)
     drawn = draw_comparisons(policy, tokenizer, prompts, config, tau, train=not human_only)
     tau, rankings, heldout, held_rows = drawn["tau"], drawn["rankings"], drawn["heldout"], drawn["held_rows"]
     if human_pairs:
