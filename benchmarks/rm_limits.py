@@ -214,11 +214,9 @@ def markdown(r: dict) -> str:
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
     cell = lambda v, k: f"{fmt(v.get('accuracy_gold_' + k))} ({v.get('pairs_' + k, 0)}) | "  # noqa: E731
     rows = [f"| {name} | {v['train_prompts']} | {fmt(v['accuracy_gold'])} | {cell(v, 'close')}"
-            + (cell(v, "close_near_tie") + cell(v, "close_other") if near else "") +
-            f"{fmt(v['accuracy_gold_content'])} ({v['pairs_content']}) | "
-            f"{fmt(v['accuracy_gold_content_passage'])} ({v['pairs_content_passage']}) | "
-            f"{fmt(v['accuracy_gold_content_other'])} ({v['pairs_content_other']}) | {fmt(v['accuracy_labelers'])} | "
-            f"{v['train_s']:.0f} s |" for name, v in r["variants"].items()]
+            + (cell(v, "close_near_tie") + cell(v, "close_other") if near else "")
+            + cell(v, "content") + cell(v, "content_passage") + cell(v, "content_other")
+            + f"{fmt(v['accuracy_labelers'])} | {v['train_s']:.0f} s |" for name, v in r["variants"].items()]
     return "\n".join([head] + rows)
 
 

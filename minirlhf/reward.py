@@ -205,6 +205,12 @@ def load_rankings(data) -> list[dict]:
     return rows
 
 
+def _is_chat(value) -> bool:
+    """A non-empty list of ``{"role", "content"}`` messages."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and {"role", "content"} <= m.keys() for m in value)
+
+
 def conversational_pair(row: dict, where: str) -> dict:
     """A chat-format pair as ``prompt``, ``chosen`` and ``rejected`` texts, or DataError naming ``where``.
 
@@ -214,14 +220,10 @@ def conversational_pair(row: dict, where: str) -> dict:
     text, a longer chat as the list of its messages.
     """
     from .io import DataError
-
-    def is_chat(c) -> bool:
-        return isinstance(c, list) and bool(c) and all(isinstance(m, dict) and {"role", "content"} <= m.keys()
-                                                       for m in c)
     chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt", [])
-    if not (is_chat(chosen) and is_chat(rejected)) or chosen[-1]["role"] != "assistant" \
+    if not (_is_chat(chosen) and _is_chat(rejected)) or chosen[-1]["role"] != "assistant" \
             or rejected[-1]["role"] != "assistant" or chosen[:-1] != rejected[:-1] \
-            or not (isinstance(prompt, str) or prompt == [] or is_chat(prompt)):
+            or not (isinstance(prompt, str) or prompt == [] or _is_chat(prompt)):
         raise DataError(f"{where}: a chat-format pair needs 'chosen' and 'rejected' as lists of {{'role', 'content'}} "
                         "messages with the same turns before a last, assistant, turn (and 'prompt', if there, "
                         "a text or such a list)")
@@ -234,10 +236,7 @@ def _check_types(row: dict, pairwise: bool, where: str) -> None:
     """DataError naming ``where`` and the field unless the row's texts are strings (the prompt may be a
     chat: a list of messages) and its ranking integers."""
     from .io import DataError
-    prompt = row["prompt"]
-    if isinstance(prompt, list) and prompt and all(isinstance(m, dict) for m in prompt):
-        prompt = ""                                  # a chat prompt: `prompt_text` renders it
-    texts = {"prompt": prompt}
+    texts = {"prompt": "" if _is_chat(row["prompt"]) else row["prompt"]}   # a chat: `prompt_text` renders it
     if pairwise:
         texts.update(chosen=row["chosen"], rejected=row["rejected"])
     elif not isinstance(row["responses"], list) or not isinstance(row["ranking"], list) \

@@ -310,8 +310,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         bar.update()
         _save_progress(out, summary, metrics, timings, responses)
 
-    rm_config.more_prompts = more_comparisons
-    if "rm" in stages and "sft" in stages and "rm" in done:
+    rm_stage = "rm" in stages and "sft" in stages
+    if rm_stage and "rm" in done:
         from .ppo import LearnedReward
         from .reward import comparison_prompts, split_heldout
         _reused(prev, "rm", metrics, timings)
@@ -321,23 +321,24 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         summary["lr"]["rm"] = prev["summary"]["lr"]["rm"]
         learned = LearnedReward.load(out / "rm", settings.device, trust_remote_code)
         held, _ = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)
-        rm = {"model": learned.model, "tokenizer": learned.tokenizer, "heldout": [{"prompt": p} for p in held]}
+        rm, held_prompts = {"model": learned.model, "tokenizer": learned.tokenizer}, held
         figures["RM accuracy"], figures["RM rewards"] = "plots/rm_accuracy.png", "plots/rm_rewards.png"
         bar.update()
-    elif "rm" in stages and "sft" in stages:
+    elif rm_stage:
         bar.set_postfix_str("reward model")
         t = time.perf_counter()
         init = None
         if rm_model is not None:     # the reward model's own, larger base, fine-tuned first
             init, rm_config = _rm_sft(Path(rm_model), out / "rm_sft", settings, summary)
             summary["lr"]["rm"] = rm_config.lr
-            rm_config.more_prompts = more_comparisons
+        rm_config.more_prompts = more_comparisons
         with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
                           gradient_checkpointing=rm_config.gradient_checkpointing):
             rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
                                   trust_remote_code=trust_remote_code, init_path=init)
         timings["rm"] = time.perf_counter() - t
         metrics += rm["history"]
+        held_prompts = [r["prompt"] for r in rm["heldout"]]
         m = rm["metrics"]
         summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)} | {"train_prompts": len(rm["rankings"])}
         ceiling = world["labelers"]["labeler_gold_agreement_fresh"]["all"]
@@ -348,7 +349,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         bar.update()
         _save_progress(out, summary, metrics, timings, responses)
 
-    if "rm" in stages and "sft" in stages:
+    if rm_stage:
         if "ppo" in stages:
             bar.set_postfix_str("PPO")
             t = time.perf_counter()
@@ -372,7 +373,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
             summary["ppo"]["skipped_steps"] = sum(h.get("policy/skipped_steps", 0) for h in ppo["history"])
             t = time.perf_counter()      # the RM on the PPO policy's answers to its held-out comparison prompts
             summary["rm"]["on_ppo_samples"] = accuracy_on_policy(
-                rm["model"], rm["tokenizer"], ppo["policy"], ppo["tokenizer"], [r["prompt"] for r in rm["heldout"]],
+                rm["model"], rm["tokenizer"], ppo["policy"], ppo["tokenizer"], held_prompts,
                 summary["rm"]["labelers_tau"], rm_config, seed=seed + 5)
             timings["eval"] += time.perf_counter() - t
             bar.update()
