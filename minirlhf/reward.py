@@ -586,4 +586,15 @@ def run_reward_model(sft_path: str | Path, out_dir: str | Path | None = None, co
     fit = fit_reward_model(init_path or sft_path, rankings, heldout, tau, config, out_dir, progress, trust_remote_code,
                            info={"sampling_s": sampling_s, **labels})
     fit["metrics"].update(labels)
+    if out_dir is not None:
+        save_comparisons(out_dir, rankings, heldout)
     return {**fit, "rankings": rankings, "heldout": heldout}
+
+
+def save_comparisons(out_dir: str | Path, rankings: list[dict], heldout: list[dict]) -> None:
+    """The labels beside the reward model they trained: ``rankings.jsonl`` (training) and
+    ``heldout.jsonl`` (held-out, with gold ``utilities``), so that other methods (`dpo`) learn from
+    the very same rankings."""
+    from .io import write_jsonl_atomic
+    write_jsonl_atomic(Path(out_dir) / "rankings.jsonl", rankings)
+    write_jsonl_atomic(Path(out_dir) / "heldout.jsonl", heldout)

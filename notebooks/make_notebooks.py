@@ -1244,9 +1244,158 @@ def real_model() -> list:
     ]
 
 
+# ---------------------------------------------------------------------------- 07
+
+def dpo() -> list:
+    return [
+        *title("07_dpo.ipynb", "7. DPO: the same labels, no reward model, no RL", """
+            InstructGPT turns the labelers' rankings into a reward model and then runs PPO against it.
+            **Direct Preference Optimization** (Rafailov et al., 2023) skips both: it trains the policy on
+            the rankings directly, with a loss that looks exactly like the reward model's.
+
+            Here: where the DPO loss comes from, the function that implements it, DPO trained on the very
+            rankings a `minirlhf run` reward model learned from, and DPO, PPO and best-of-n side by side on
+            one reward–KL frontier, judged by the same gold preference.
+        """),
+        SETUP,
+        code('''
+            from minirlhf import plots
+            from minirlhf.best_of_n import measure
+            from minirlhf.dpo import DPOConfig, dpo_loss, implicit_rewards, run_dpo
+            from minirlhf.generation import load_model
+            from minirlhf.io import read_json, read_jsonl
+            from minirlhf.judge import rates
+            from minirlhf.ppo import LearnedReward
+            from minirlhf.run import run
+            from minirlhf.world.gold import utility
+        '''),
+        md("""
+            ## The whole pipeline first
+
+            `minirlhf run` does SFT, the reward model and PPO (about 3 minutes on 2 CPU cores). Beside its
+            reward model it keeps the labelers' rankings the RM learned from (`rm/rankings.jsonl`) and the
+            held-out comparisons it was measured on (`rm/heldout.jsonl`): DPO will learn from the same ones.
+        """),
+        code('''
+            summary = run("runs/nb07", fast=settings.fast, device=settings.device)
+            rankings = read_jsonl("runs/nb07/rm/rankings.jsonl")
+            print(f"{len(rankings)} ranked prompts; RM vs gold {summary['rm']['accuracy_gold']:.3f}; "
+                  f"PPO vs SFT {summary['win_rates']['ppo_vs_sft']['gold']:.3f} at KL {summary['ppo']['kl']:.2f} nats")
+            rankings[0]
+        '''),
+        md("""
+            ## From PPO's objective to a loss on rankings
+
+            PPO maximises $E[r(x, y)] - \\beta\\, \\mathrm{KL}(\\pi \\,\\|\\, \\pi_{SFT})$. For any reward $r$, the
+            best policy has a closed form: $\\pi^*(y \\mid x) = \\pi_{SFT}(y \\mid x)\\, e^{r(x, y)/\\beta} / Z(x)$.
+            Solved for $r$, every policy defines an **implicit reward**
+
+            $$r_\\pi(x, y) = \\beta \\log \\frac{\\pi(y \\mid x)}{\\pi_{SFT}(y \\mid x)} + \\beta \\log Z(x),$$
+
+            and $\\beta \\log Z(x)$, the same for every answer to $x$, cancels when two answers are compared.
+            Put $r_\\pi$ into the reward model's ranking loss and the policy itself is trained on the rankings:
+
+            $$\\text{loss} = -\\frac{1}{\\binom{K}{2}} \\sum_{(w, l)} \\log \\sigma\\Big(\\beta \\Big[\\log \\frac{\\pi(y_w \\mid x)}{\\pi_{SFT}(y_w \\mid x)} - \\log \\frac{\\pi(y_l \\mid x)}{\\pi_{SFT}(y_l \\mid x)}\\Big]\\Big)$$
+
+            `dpo_loss` takes the log-ratios $\\log \\pi(y \\mid x) - \\log \\pi_{SFT}(y \\mid x)$ (each summed over
+            the answer's tokens) and hands $\\beta \\times$ them to the reward model's own `ranking_loss`. One
+            pair, the chosen answer with log-ratio 2 and the rejected one with $-1$, $\\beta = 0.5$:
+        """),
+        code('''
+            logratios = torch.tensor([[2.0, -1.0]])       # (prompts, K): chosen first
+            by_hand = -torch.nn.functional.logsigmoid(torch.tensor(0.5 * (2.0 - (-1.0))))
+            print(f"dpo_loss {dpo_loss(logratios, [[0, 1]], beta=0.5).item():.4f}   by hand {by_hand.item():.4f}")
+        '''),
+        md("""
+            Before any training the policy *is* the SFT model, so every implicit reward is 0 and the loss
+            is $\\log 2 \\approx 0.693$ for every pair: the policy starts with no opinion.
+        """),
+        code('''
+            sft, tokenizer = load_model("runs/nb07/sft", settings.device)
+            implicit_rewards(sft, sft, tokenizer, rankings[:2], beta=0.1)
+        '''),
+        md("""
+            ## DPO on the run's rankings
+
+            `run_dpo` trains a copy of the run's SFT model on `rm/rankings.jsonl` (the SFT model stays as
+            the frozen reference $\\pi_{SFT}$), then judges the DPO policy as the run judged PPO: the same
+            evaluation prompts, seed and temperature, gold win rates over the run's SFT, base and PPO
+            answers, and the KL to SFT measured as `ppo.kl` is. It also reads the DPO policy **as a reward
+            model**, $\\beta \\log \\pi/\\pi_{SFT}$, on the RM's held-out comparisons.
+        """),
+        code('''
+            dpo = run_dpo("runs/nb07", config=DPOConfig(seed=0), progress=False)
+            print(f"trained on {dpo['train_rankings']} rankings in {dpo['timings_s']['train']:.0f} s")
+            plots.dpo_training(dpo["history"], dpo["implicit_rm"], dpo["rm"]);
+        '''),
+        md("""
+            The right panel compares two reward models learned from the same labels: DPO's implicit one
+            and the run's explicit one (its scalar head on the SFT model). Both stay far below the noise-free
+            gold: the labelers are noisy, and 1,860 ranked prompts teach a tiny model little.
+
+            ## Who wins? DPO against SFT, PPO and the base model
+        """),
+        code('''
+            pd.DataFrame(dpo["win_rates"]).T[["gold", "ci95", "wins", "ties", "losses", "labelers", "rm"]]
+        '''),
+        code('''
+            judge = {name: {k: v for k, v in summary[name].items() if k != "model"} for name in ("sft", "ppo")}
+            judge["sft"]["kl"], judge["dpo"] = 0.0, dpo["dpo"]     # KL to SFT: 0 for SFT itself
+            pd.DataFrame(judge).T[["helpful_rate", "false_fact_rate", "harmful_rate", "more_questions_rate", "kl"]].round(3)
+        '''),
+        md("""
+            ## One reward–KL frontier
+
+            Best-of-n with the run's reward model (from `04_ppo.ipynb`), PPO and DPO, each as a gold win rate
+            over one SFT sample against its KL from the SFT policy (for best-of-n: the bound
+            $\\log n - (n-1)/n$). Further right means further from the SFT model; higher means better by gold.
+        """),
+        code('''
+            rows = read_jsonl("runs/nb07/samples.jsonl")
+            prompts, sft_answers = [r["prompt"] for r in rows], [r["sft"] for r in rows]
+            ns = tuple(n for n in (1, 2, 4, 8, 16) if n <= scaled(4, 2, 16, settings))
+            bon = measure(sft, tokenizer, LearnedReward.load("runs/nb07/rm", settings.device), prompts, sft_answers, ns)
+            name = "this run"
+            plots.best_of_n({name: bon}, {name: (summary["ppo"]["kl"], summary["win_rates"]["ppo_vs_sft"]["gold"])},
+                            dpo={name: [(dpo["dpo"]["kl"], dpo["win_rates"]["dpo_vs_sft"]["gold"])]});
+        '''),
+        md("""
+            `docs/dpo.md` has the same frontier for three seeds and several values of $\\beta$
+            (`benchmarks/dpo_frontier.py`). Some answers side by side, with their gold utilities:
+        """),
+        code('''
+            answers = read_jsonl("runs/nb07/dpo/samples.jsonl")[:8]
+            pd.DataFrame([{**{m: f"{r[m]}  ({utility(r['prompt'], r[m]):+.2f})" for m in ("sft", "ppo", "dpo")},
+                           "prompt": r["prompt"]} for r in answers])
+        '''),
+        md("""
+            ## Exercises
+
+            **1.** A pair's chosen answer has log-ratio $\\log \\pi/\\pi_{SFT} = 1.0$, the rejected one $-1.0$,
+            and $\\beta = 0.5$. What is its DPO loss?
+        """),
+        code('''
+            answer = None  # your number, to 4 decimals
+            expected = dpo_loss(torch.tensor([[1.0, -1.0]]), [[0, 1]], beta=0.5).item()
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - expected) < 1e-4 else
+                  "Not yet. Hint: -log sigmoid(beta * (1.0 - (-1.0))), and sigmoid(1) is about 0.7311.")
+        '''),
+        md("""
+            **2.** The policy gives an answer probability 0.02, the SFT model 0.01. With $\\beta = 0.1$, what is
+            the answer's implicit reward $\\beta \\log \\pi/\\pi_{SFT}$ (leaving out $\\beta \\log Z$)?
+        """),
+        code('''
+            answer = None  # your number, to 4 decimals
+            expected = 0.1 * torch.log(torch.tensor(0.02 / 0.01)).item()
+            print("Not answered yet." if answer is None else "Correct!" if abs(answer - expected) < 1e-4 else
+                  "Not yet. Hint: 0.1 * log(2); log 2 is about 0.6931.")
+        '''),
+    ]
+
+
 NOTEBOOKS = {"00_quickstart.ipynb": quickstart, "01_base_model.ipynb": base_model, "02_sft.ipynb": sft, "03_reward_model.ipynb": reward_model,
              "04_ppo.ipynb": ppo, "05_evaluation.ipynb": evaluation,
-             "06_real_model.ipynb": real_model}
+             "06_real_model.ipynb": real_model, "07_dpo.ipynb": dpo}
 
 
 def build(name: str):

@@ -73,14 +73,6 @@ def _bench(name: str):
     return module
 
 
-@pytest.fixture(scope="module")
-def fast_run(tmp_path_factory):
-    from minirlhf.run import run
-    folder = tmp_path_factory.mktemp("fast") / "run"
-    run(folder, fast=True)
-    return folder
-
-
 def test_best_of_n_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     bench = _bench("best_of_n")
     saved, plot = tmp_path / "bon.json", tmp_path / "bon.png"

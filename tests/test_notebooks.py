@@ -23,7 +23,7 @@ CELL_TIMEOUT = 600  # seconds per cell; a fast-mode notebook takes about a minut
 def test_there_are_notebooks():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["00_quickstart.ipynb", "01_base_model.ipynb", "02_sft.ipynb", "03_reward_model.ipynb",
-                     "04_ppo.ipynb", "05_evaluation.ipynb", "06_real_model.ipynb"]
+                     "04_ppo.ipynb", "05_evaluation.ipynb", "06_real_model.ipynb", "07_dpo.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
