@@ -10,7 +10,7 @@ the rankings its reward model learned from (``rm/rankings.jsonl``) and judges th
 run judged PPO: gold win rate over the run's SFT (and PPO, base) answers to the evaluation prompts,
 KL to SFT as ``ppo.kl`` is measured, and its implicit reward's accuracy on the run's held-out
 comparisons. ``--best-of-n`` adds a saved `best_of_n.py` result's curves to the figure (for the same
-runs: the curves are matched by seed). Prints one JSON line; ``--save`` also writes it with the
+runs: a curve is drawn for the row with its seed and number of ranked prompts). Prints one JSON line; ``--save`` also writes it with the
 command, commit and device.
 """
 from __future__ import annotations
@@ -59,11 +59,13 @@ def figure(r: dict, best_of_n: dict | None = None):
     from minirlhf import plots
     seeds = sorted({x["seed"] for x in r["rows"]})
     name = {s: f"seed {s}" for s in seeds}
-    curves = {name[x["seed"]]: x["curve"] for x in (best_of_n or {}).get("runs", []) if x["seed"] in name}
+    trained_on = {x["seed"]: x["train_rankings"] for x in r["rows"]}     # the same seed and rankings: the same run
+    curves = {name[x["seed"]]: x["curve"] for x in (best_of_n or {}).get("runs", [])
+              if x["seed"] in name and x["rm_train_prompts"] == trained_on[x["seed"]]}
     ppo = {name[x["seed"]]: (x["ppo"]["kl"], x["ppo"]["vs_sft"]) for x in r["rows"] if "ppo" in x}
     dpo = {name[s]: [(x["dpo"]["kl"], x["win_rates"]["dpo_vs_sft"]["gold"]) for x in r["rows"] if x["seed"] == s]
            for s in seeds}
-    return plots.best_of_n(curves, ppo, dpo=dpo)
+    return plots.best_of_n(curves, ppo, dpo=dpo, title="Best-of-n, PPO and DPO on the same rankings")
 
 
 def main(argv=None) -> dict:

@@ -165,7 +165,9 @@ def train_dpo(policy, ref_policy, tokenizer, rankings, config: DPOConfig | None 
     config = config or DPOConfig()
     rankings = load_rankings(rankings)
     examples = tokenize_rankings(tokenizer, rankings, config.max_length)
-    ref = logps_of(ref_policy, tokenizer, [e for row in examples for e in row]).to(policy.device)
+    dtype = amp_dtype(policy.device, config.bf16, config.fp16)
+    with autocast(policy.device, dtype):    # the policy's precision, so that both start from the same log-probs
+        ref = logps_of(ref_policy, tokenizer, [e for row in examples for e in row]).to(policy.device)
     starts = [0]
     for row in examples:
         starts.append(starts[-1] + len(row))
@@ -173,7 +175,6 @@ def train_dpo(policy, ref_policy, tokenizer, rankings, config: DPOConfig | None 
     order_rng = random.Random(config.seed)
     total = math.ceil(len(rankings) / config.batch_prompts) * config.epochs
     policy = for_training(policy, config.lora, config.gradient_checkpointing)
-    dtype = amp_dtype(policy.device, config.bf16, config.fp16)
     scaler = grad_scaler(policy.device, dtype)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                             weight_decay=config.weight_decay)

@@ -223,7 +223,7 @@ def rm_limits(result: dict):
 
 
 def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]] | None = None, key: str = "gold",
-              dpo: dict[str, list[tuple[float, float]]] | None = None):
+              dpo: dict[str, list[tuple[float, float]]] | None = None, title: str = "What the reward model can buy"):
     """Gold win rate over one SFT sample against KL from the SFT policy: best-of-n picked by each
     reward model (``best_of_n.curve`` records, x = the KL bound) and by gold; PPO policies as stars
     (name -> (``ppo.kl``, win rate over SFT)); DPO policies as diamonds joined by a line (name ->
@@ -250,7 +250,7 @@ def best_of_n(curves: dict[str, list[dict]], ppo: dict[str, tuple[float, float]]
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.axhline(0.65, color="C3", ls="--", lw=1, label="target: PPO over SFT")
     ax.set(xlabel="KL from the SFT policy (nats; best-of-n: its upper bound)",
-           ylabel="gold win rate over one SFT sample", title="What the reward model can buy")
+           ylabel="gold win rate over one SFT sample", title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

@@ -1365,8 +1365,8 @@ def dpo() -> list:
         """),
         code('''
             answers = read_jsonl("runs/nb07/dpo/samples.jsonl")[:8]
-            pd.DataFrame([{**{m: f"{r[m]}  ({utility(r['prompt'], r[m]):+.2f})" for m in ("sft", "ppo", "dpo")},
-                           "prompt": r["prompt"]} for r in answers])
+            pd.DataFrame([{"prompt": r["prompt"], **{m: f"{r[m]}  ({utility(r['prompt'], r[m]):+.2f})"
+                                                     for m in ("sft", "ppo", "dpo")}} for r in answers])
         '''),
         md("""
             ## Exercises

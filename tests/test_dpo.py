@@ -93,10 +93,14 @@ def test_train_dpo_reads_pairs_and_names_bad_rows(tiny):
         train_dpo(policy, ref, tok, [{"prompt": "x", "responses": ["a", "b"], "ranking": [1, 1]}], progress=False)
 
 
-def test_run_dpo_on_a_run_folder(fast_run, tmp_path):
-    out = run_dpo(fast_run, tmp_path / "dpo", DPOConfig(epochs=1, seed=0), progress=False)
+def test_minirlhf_dpo_on_a_run_folder(fast_run, tmp_path, capsys):
+    from minirlhf.cli import main
+    assert main(["dpo", str(fast_run), "--out", str(tmp_path / "dpo"), "--epochs", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "gold win rate over SFT" in printed and str(tmp_path / "dpo" / "summary.json") in printed
     summary = json.loads((fast_run / "summary.json").read_text())
     saved = json.loads((tmp_path / "dpo" / "summary.json").read_text())
+    assert saved["config"]["epochs"] == 1 and saved["config"]["beta"] == DPOConfig().beta
     assert saved["win_rates"].keys() == {"dpo_vs_sft", "dpo_vs_base", "dpo_vs_ppo"}
     w = saved["win_rates"]["dpo_vs_sft"]
     assert w["n"] == summary["win_rates"]["ppo_vs_sft"]["n"]
@@ -104,13 +108,17 @@ def test_run_dpo_on_a_run_folder(fast_run, tmp_path):
     assert saved["dpo"]["kl"] > 0                   # the policy moved away from SFT
     assert saved["implicit_rm"]["n_pairs"] == summary["rm"]["n_pairs"]
     assert saved["train_rankings"] == summary["rm"]["train_prompts"]
-    assert len(out["history"]) == math.ceil(saved["train_rankings"] / 8)
+    history = [json.loads(line) for line in (tmp_path / "dpo" / "metrics.jsonl").open()]
+    assert len(history) == math.ceil(saved["train_rankings"] / 8)
     assert (tmp_path / "dpo" / "policy" / "config.json").is_file()
     rows = [json.loads(line) for line in (tmp_path / "dpo" / "samples.jsonl").open()]
     assert len(rows) == w["n"] and {"prompt", "dpo", "sft", "ppo"} <= rows[0].keys()
 
 
-def test_run_dpo_names_a_folder_without_rankings(tmp_path):
-    (tmp_path / "summary.json").write_text("{}")
+def test_run_dpo_names_a_folder_without_rankings(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text('{"seed": 0}')
     with pytest.raises(FileNotFoundError, match="rm/rankings.jsonl"):
         run_dpo(tmp_path)
+    from minirlhf.cli import main
+    assert main(["dpo", str(tmp_path)]) == 2
+    assert "rm/rankings.jsonl" in capsys.readouterr().err

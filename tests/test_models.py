@@ -168,7 +168,7 @@ SFT_FAST = SFTConfig(epochs=1, batch_size=16, lr=3e-3, n_samples=2, max_new_toke
 
 @pytest.mark.parametrize("arch,lora", [("llama", False), ("gpt2", False), ("llama", True), ("gpt2", True)])
 def test_every_stage_runs(arch, lora, tmp_path, chatml_tok, gpt2_tok):
-    """SFT (saved as safetensors) -> RM from the SFT folder -> PPO against it, GPT-2 and Llama,
+    """SFT (saved as safetensors) -> RM from the SFT folder -> DPO -> PPO against the RM, GPT-2 and Llama,
     in full and with LoRA; every saved model is a plain Hugging Face folder."""
     from minirlhf.ppo import LearnedReward, PPOConfig, train_ppo
     from minirlhf.reward import RMConfig, reward_model_from, score, train_reward_model
@@ -189,6 +189,13 @@ def test_every_stage_runs(arch, lora, tmp_path, chatml_tok, gpt2_tok):
                                 progress=False)
     assert not is_lora(result.model) and len(result.history) == 2
     assert score(result.model, rm_tok, ["Hi?"], ["Hello."]).shape == (1,)
+
+    from minirlhf.dpo import DPOConfig, implicit_rewards, train_dpo
+    policy, ptok = load_model(tmp_path / "sft")
+    ref, _ = load_model(tmp_path / "sft")
+    dpo = train_dpo(policy, ref, ptok, rows[:8], DPOConfig(epochs=1, batch_prompts=4, lora=adapters), progress=False)
+    assert not is_lora(dpo.model) and len(dpo.history) == 2
+    assert len(implicit_rewards(dpo.model, ref, ptok, rows[:2], beta=0.1)) == 4
 
     policy, ptok = load_model(tmp_path / "sft")
     ref, _ = load_model(tmp_path / "sft")
