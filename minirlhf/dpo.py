@@ -38,8 +38,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .lora import LoRAConfig, merged
-from .models import amp_dtype, autocast, backward_step, for_training, grad_scaler
-from .reward import length_grouped_batches, load_rankings, ranking_loss, ranking_pairs
+from .models import amp_dtype, autocast, backward_step, dropout_off, for_training, grad_scaler
+from .reward import length_grouped_batches, load_rankings, ranking_loss, ranking_optimizer, ranking_pairs
 from .settings import require_positive
 from .sft import IGNORE, collate, tokenize_example
 
@@ -176,15 +176,8 @@ def train_dpo(policy, ref_policy, tokenizer, rankings, config: DPOConfig | None 
     total = math.ceil(len(rankings) / config.batch_prompts) * config.epochs
     policy = for_training(policy, config.lora, config.gradient_checkpointing)
     scaler = grad_scaler(policy.device, dtype)
-    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
-                            weight_decay=config.weight_decay)
-    warmup = max(1, int(total * config.warmup_ratio))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    policy.train()
-    for m in policy.modules():        # dropout off, as for every model of the pipeline
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
+    opt, sched = ranking_optimizer(policy, config, total)    # the reward model's AdamW and schedule
+    dropout_off(policy.train())
     result, t0, step = DPOResult(), time.perf_counter(), 0
     lengths = [sum(len(e["input_ids"]) for e in row) for row in examples]
     bar = tqdm(total=total, desc="DPO", disable=not progress)

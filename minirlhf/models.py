@@ -330,6 +330,15 @@ def fuse_activations(model):
 
 # ---------------------------------------------------------------------------- memory
 
+def dropout_off(*models):
+    """Set every dropout probability of ``models`` to 0, as for every model of the pipeline (RLHF
+    implementations turn it off so that log-probabilities are the same in rollout and training)."""
+    for model in models:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+
+
 def for_training(model, lora=None, gradient_checkpointing: bool = False, task: str = "causal"):
     """The model to train: with LoRA adapters when ``lora`` (a ``LoRAConfig``) is given,
     and gradient checkpointing (recompute activations in backward: less memory, ~30% slower).

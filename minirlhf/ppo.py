@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from . import static_decoding
 from .lora import LoRAConfig, load_weights, merged, unwrap
-from .models import amp_dtype, backward_step, context_length, for_training, fuse_activations, grad_scaler, prompt_text
+from .models import (amp_dtype, backward_step, context_length, dropout_off, for_training, fuse_activations, grad_scaler,
+                     prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
 
@@ -433,13 +434,6 @@ class PPOResult:
     value_model: object = None
 
 
-def _set_dropout_off(*models):
-    for model in models:
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
-
-
 def _save_state(ckpt_dir: Path, policy, value_model, tokenizer, optimizer, generator, iteration: int,
                 beta: float, history: list[dict], config: PPOConfig) -> None:
     """Policy, value model, optimizer and RNG state in one folder, swapped in atomically."""
@@ -515,7 +509,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         m.to(device)
     policy = for_training(policy, config.lora, config.gradient_checkpointing)
     value_model = for_training(value_model, config.lora, config.gradient_checkpointing, task="score")
-    _set_dropout_off(policy, ref_policy, value_model)
+    dropout_off(policy, ref_policy, value_model)
     fuse_activations(ref_policy)
     ref_policy.eval().requires_grad_(False)
     optimizer = ppo_optimizer([policy, value_model], config.lr, device)

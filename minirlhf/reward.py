@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from .evaluate import outcome
 from .lora import LoRAConfig, merged
-from .models import (amp_dtype, autocast, backward_step, completion_text, for_training, fuse_activations, grad_scaler,
-                     prompt_text)
+from .models import (amp_dtype, autocast, backward_step, completion_text, dropout_off, for_training, fuse_activations,
+                     grad_scaler, prompt_text)
 from .settings import require_positive
 
 
@@ -396,6 +396,18 @@ class RMResult:
     model: object = None
 
 
+def ranking_optimizer(model, config, total: int) -> tuple:
+    """AdamW on ``model``'s trainable weights (``config.lr``, ``config.weight_decay``) and its schedule, for the
+    trainers of the ranking loss (the reward model, `dpo`): a linear warm-up over ``config.warmup_ratio`` of
+    the ``total`` steps, times a cosine decay over all of them."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                            weight_decay=config.weight_decay)
+    warmup = max(1, int(total * config.warmup_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    return opt, sched
+
+
 def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig = RMConfig(),
                        progress: bool = True) -> RMResult:
     """Train on rankings with the K-way loss; one batch element = one prompt's K responses.
@@ -412,15 +424,8 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
     model = for_training(model, config.lora, config.gradient_checkpointing, task="score")
     dtype = amp_dtype(model.device, config.bf16, config.fp16)
     scaler = grad_scaler(model.device, dtype)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                            weight_decay=config.weight_decay)
-    warmup = max(1, int(total * config.warmup_ratio))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    model.train()
-    for m in model.modules():        # dropout off, as for every model of the pipeline
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
+    opt, sched = ranking_optimizer(model, config, total)
+    dropout_off(model.train())
     result, t0, step = RMResult(), time.perf_counter(), 0
     bar = tqdm(total=total, desc="reward model", disable=not progress)
     lengths = [len(str(r["prompt"])) + max(map(len, r["responses"])) for r in rankings]  # characters: a proxy
