@@ -99,14 +99,20 @@ def _models(args) -> None:
 
 
 def _dpo(args) -> None:
-    from .dpo import DPOConfig, run_dpo
+    from dataclasses import replace
+
+    from .dpo import config_for_run, require_run, run_dpo
+    from .lora import LoRAConfig
     from .settings import get_settings
     run = Path(args.run)
-    seed = json.loads((run / "summary.json").read_text())["seed"] if (run / "summary.json").is_file() else 0
+    require_run(run)
     overrides = {k: getattr(args, k) for k in ("beta", "lr", "epochs") if getattr(args, k) is not None}
-    config = DPOConfig(seed=seed, device=get_settings(device=args.device).device, **overrides)
+    if args.lora is not None:
+        overrides["lora"] = LoRAConfig() if args.lora else None
+    config = replace(config_for_run(json.loads((run / "summary.json").read_text())),
+                     device=get_settings(device=args.device).device, **overrides)
     out = Path(args.out) if args.out else run / "dpo"
-    r = run_dpo(run, out, config, progress=not args.quiet)
+    r = run_dpo(run, out, config, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
     w = r["win_rates"]["dpo_vs_sft"]
     print(f"DPO on {r['train_rankings']:,} rankings in {r['timings_s']['train']:.0f} s: gold win rate over SFT "
           f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}], KL to SFT {r['dpo']['kl']:.2f} nats")
@@ -181,9 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a folder written by `minirlhf run`")
     p.add_argument("--out", default=None, help="output folder (default: RUN/dpo)")
     p.add_argument("--beta", type=float, default=None, help="the KL weight beta (default: DPOConfig's, 0.1)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: DPOConfig's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: DPOConfig's, scaled as the run scaled its reward model's)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="passes over the rankings (default: DPOConfig's)")
     p.add_argument("--device", default=None)
+    p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
+                   help="train LoRA adapters (default: as the run's autopilot chose for its reward model)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a hub model run its own Python code (off unless asked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_dpo)
 

@@ -47,7 +47,7 @@ from .sft import IGNORE, collate, tokenize_example
 @dataclass
 class DPOConfig:
     """DPO settings; each comment says where the default comes from."""
-    beta: float = 0.1          # Rafailov et al. 2023 (their dialogue and TL;DR runs; TRL's default)
+    beta: float = 0.1          # Rafailov et al. 2023's dialogue runs (0.5 for TL;DR); TRL's default
     epochs: int = 2            # = RMConfig: the same rankings, as many passes (1 epoch: docs/dpo.md)
     batch_prompts: int = 8     # = RMConfig: one batch element is one prompt's K answers and C(K,2) pairs
     lr: float = 1e-4           # the DPO paper's 1e-6 is for 2.8B-6B models; tiny ones take larger steps
@@ -62,7 +62,8 @@ class DPOConfig:
     bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0
-    device: str | None = None  # None: the machine's GPU, else CPU (`settings.get_settings`)
+    device: str | None = None  # run_dpo's models; None: the machine's GPU, else CPU (`settings.get_settings`).
+                               # train_dpo trains where the policy is
 
     def __post_init__(self):
         require_positive(self, "epochs", "batch_prompts", "max_length", "group_by_length")
@@ -225,6 +226,22 @@ def require_run(run: Path) -> None:
             f"run `minirlhf run --out {run}` first (runs made before the rankings were saved lack rm/rankings.jsonl)")
 
 
+def config_for_run(summary: dict) -> DPOConfig:
+    """DPOConfig for the models of a run (its ``summary.json``): the run's seed; the learning rate in the
+    same proportion to the run's reward-model rate as the defaults (a larger world base or a real
+    model trains its RM at a smaller rate: `run.lr_scale`, `models.autopilot`); LoRA, gradient
+    checkpointing and prompts per step as the autopilot chose them for the RM."""
+    from .reward import RMConfig
+    config = DPOConfig(seed=summary.get("seed", 0))
+    config.lr *= summary.get("lr", {}).get("rm", RMConfig.lr) / RMConfig.lr
+    pilot = summary.get("autopilot")
+    if pilot:
+        config.lora = LoRAConfig() if pilot.get("lora") else None
+        config.gradient_checkpointing = bool(pilot.get("gradient_checkpointing"))
+        config.batch_prompts = min(config.batch_prompts, pilot.get("rm_batch_prompts") or config.batch_prompts)
+    return config
+
+
 def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOConfig | None = None,
             progress: bool = True, trust_remote_code: bool = False) -> dict:
     """DPO on the rankings of a `minirlhf run` folder, judged as the run judged PPO.
@@ -234,7 +251,8 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
     (``implicit_rm``: accuracy against gold and a fresh labeler); samples the evaluation prompts
     (``samples.jsonl``) with the run's seed and temperature, measures the KL to SFT as ``ppo.kl``
     is measured, and the gold win rates over the run's SFT, base and (if any) PPO answers, also
-    by labelers and by the run's reward model. Saves ``policy/``, ``summary.json``, ``metrics.jsonl``
+    by labelers and by the run's reward model. Without ``config``, `config_for_run` sizes it as the run
+    sized its reward model. Saves ``policy/``, ``summary.json``, ``metrics.jsonl``
     and ``samples.jsonl`` in ``out_dir`` (default ``RUN/dpo``) and returns the summary with
     ``model``, ``ref_policy``, ``tokenizer`` and ``history``.
     """
@@ -250,7 +268,7 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
     out = Path(out_dir) if out_dir is not None else run / "dpo"
     summary = read_json(run / "summary.json")
     seed = summary["seed"]
-    config = config or DPOConfig(seed=seed)
+    config = config or config_for_run(summary)
     device = config.device or get_settings().device
     policy, tokenizer = load_model(run / "sft", device=device, trust_remote_code=trust_remote_code)
     ref_policy, _ = load_model(run / "sft", device=device, trust_remote_code=trust_remote_code)
@@ -267,8 +285,9 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
                                  EVAL_MAX_NEW_TOKENS, seed=seed)
     from .ppo import LearnedReward
     rm = LearnedReward.load(run / "rm", device, trust_remote_code)
-    win_rates = {f"dpo_vs_{b}": judged_win_rate(prompts, answers, [r[b] for r in rows], seed,
-                                                rm=(rm.model, rm.tokenizer))   # labelers: world.json's tau, as the run
+    tau = summary.get("world", {}).get("labelers", {}).get("tau")    # the labelers of the run's win rates
+    win_rates = {f"dpo_vs_{b}": judged_win_rate(prompts, answers, [r[b] for r in rows], seed, tau,
+                                                rm=(rm.model, rm.tokenizer))
                  for b in ("sft", "base", "ppo") if b in rows[0]}
     record = {"seed": seed, "run": str(run), "config": asdict(config), "train_rankings": len(rankings),
               "dpo": {**rates(prompts, answers), "kl": round(kl, 4)},

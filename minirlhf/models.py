@@ -331,8 +331,8 @@ def fuse_activations(model):
 # ---------------------------------------------------------------------------- memory
 
 def dropout_off(*models):
-    """Set every dropout probability of ``models`` to 0, as for every model of the pipeline (RLHF
-    implementations turn it off so that log-probabilities are the same in rollout and training)."""
+    """Set the probability of every ``nn.Dropout`` of ``models`` to 0, as the reward model, DPO and PPO train
+    (RLHF implementations turn dropout off so that log-probabilities are the same in rollout and training)."""
     for model in models:
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):

@@ -1307,14 +1307,6 @@ def dpo() -> list:
             print(f"dpo_loss {dpo_loss(logratios, [[0, 1]], beta=0.5).item():.4f}   by hand {by_hand.item():.4f}")
         '''),
         md("""
-            Before any training the policy *is* the SFT model, so every implicit reward is 0 and the loss
-            is $\\log 2 \\approx 0.693$ for every pair: the policy starts with no opinion.
-        """),
-        code('''
-            sft, tokenizer = load_model("runs/nb07/sft", settings.device)
-            implicit_rewards(sft, sft, tokenizer, rankings[:2], beta=0.1)
-        '''),
-        md("""
             ## DPO on the run's rankings
 
             `run_dpo` trains a copy of the run's SFT model on `rm/rankings.jsonl` (the SFT model stays as
@@ -1325,14 +1317,23 @@ def dpo() -> list:
         """),
         code('''
             dpo = run_dpo("runs/nb07", config=DPOConfig(seed=0), progress=False)
-            print(f"trained on {dpo['train_rankings']} rankings in {dpo['timings_s']['train']:.0f} s")
+            print(f"trained on {dpo['train_rankings']} rankings in {dpo['timings_s']['train']:.0f} s; first step's loss "
+                  f"{dpo['history'][0]['loss']:.4f} (log 2 = 0.6931: before any update the policy is the SFT model)")
             plots.dpo_training(dpo["history"], dpo["implicit_rm"], dpo["rm"]);
         '''),
         md("""
             The right panel compares two reward models learned from the same labels: DPO's implicit one
             and the run's explicit one (its scalar head on the SFT model). Both stay far below the noise-free
-            gold: the labelers are noisy, and 1,860 ranked prompts teach a tiny model little.
-
+            gold: the labelers are noisy, and a few thousand of their rankings teach a tiny model little.
+            The trained policy read as a reward model, on the first ranked prompt (its ranking is best first):
+        """),
+        code('''
+            first = rankings[0]
+            scores = implicit_rewards(dpo["model"], dpo["ref_policy"], dpo["tokenizer"], [first], beta=0.1)
+            pd.DataFrame({"answer": first["responses"], "implicit reward": scores, "gold utility": first["utilities"],
+                          "labeler's rank": [first["ranking"].index(i) + 1 for i in range(len(scores))]}).round(3)
+        '''),
+        md("""
             ## Who wins? DPO against SFT, PPO and the base model
         """),
         code('''
@@ -1352,6 +1353,7 @@ def dpo() -> list:
         """),
         code('''
             rows = read_jsonl("runs/nb07/samples.jsonl")
+            sft, tokenizer = load_model("runs/nb07/sft", settings.device)
             prompts, sft_answers = [r["prompt"] for r in rows], [r["sft"] for r in rows]
             ns = tuple(n for n in (1, 2, 4, 8, 16) if n <= scaled(4, 2, 16, settings))
             bon = measure(sft, tokenizer, LearnedReward.load("runs/nb07/rm", settings.device), prompts, sft_answers, ns)

@@ -6,8 +6,10 @@ import math
 import pytest
 import torch
 
-from minirlhf.dpo import DPOConfig, dpo_loss, implicit_rewards, run_dpo, sequence_logps, train_dpo
+from minirlhf.dpo import DPOConfig, config_for_run, dpo_loss, implicit_rewards, run_dpo, sequence_logps, train_dpo
+from minirlhf.lora import LoRAConfig
 from minirlhf.generation import load_model
+from minirlhf.io import DataError
 from minirlhf.paths import base_model_dir
 from minirlhf.sft import collate, sft_loss, tokenize_example
 
@@ -37,6 +39,16 @@ def test_dpo_config_refuses_bad_values():
         DPOConfig(beta=0)
     with pytest.raises(ValueError, match="epochs"):
         DPOConfig(epochs=0)
+
+
+def test_config_for_run_follows_the_runs_reward_model():
+    world = config_for_run({"seed": 2, "lr": {"rm": 3e-4}})
+    assert (world.seed, world.lr, world.lora) == (2, DPOConfig().lr, None)
+    rung = config_for_run({"seed": 0, "lr": {"rm": 1.5e-4}})         # a base pretrained at half tiny's lr
+    assert rung.lr == pytest.approx(DPOConfig().lr / 2)
+    real = config_for_run({"seed": 0, "lr": {"rm": 3e-4}, "autopilot": {"lora": True, "gradient_checkpointing": False,
+                                                                        "rm_batch_prompts": 2}})
+    assert real.lora == LoRAConfig() and real.batch_prompts == 2
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +88,10 @@ def test_training_learns_the_rankings_and_leaves_the_reference(tiny):
     result = train_dpo(policy, ref, tok, RANKINGS, DPOConfig(epochs=20, batch_prompts=3, lr=1e-3), progress=False)
     h = result.history
     assert len(h) == 20 and h[0]["stage"] == "dpo"
+    # the first step is measured before any update: policy = reference, so every log-ratio is 0 (a reference
+    # log-prob paired with the wrong answer would show here)
+    assert h[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert h[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-4)
     assert h[-1]["loss"] < h[0]["loss"] - 0.3
     assert h[-1]["rewards/accuracies"] == 1.0 and h[-1]["rewards/margins"] > 1.0
     r = implicit_rewards(result.model, ref, tok, RANKINGS, beta=0.1)
@@ -89,7 +105,7 @@ def test_train_dpo_reads_pairs_and_names_bad_rows(tiny):
     pairs = [{"prompt": "What is 2 plus 2?", "chosen": "It is 4.", "rejected": "It is 5."}]
     policy, _ = load_model(base_model_dir("tiny"))
     assert len(train_dpo(policy, ref, tok, pairs, DPOConfig(epochs=2), progress=False).history) == 2
-    with pytest.raises(Exception, match="row 1"):
+    with pytest.raises(DataError, match="row 1"):
         train_dpo(policy, ref, tok, [{"prompt": "x", "responses": ["a", "b"], "ranking": [1, 1]}], progress=False)
 
 
@@ -113,6 +129,13 @@ def test_minirlhf_dpo_on_a_run_folder(fast_run, tmp_path, capsys):
     assert (tmp_path / "dpo" / "policy" / "config.json").is_file()
     rows = [json.loads(line) for line in (tmp_path / "dpo" / "samples.jsonl").open()]
     assert len(rows) == w["n"] and {"prompt", "dpo", "sft", "ppo"} <= rows[0].keys()
+    # judged as the run judged PPO: the same sampling path, seed and prompts give the SFT model its own answers back
+    from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE
+    from minirlhf.ppo import samples_and_kl
+    sft, tok = load_model(fast_run / "sft")
+    answers, kl = samples_and_kl(sft, sft, tok, [r["prompt"] for r in rows], EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS,
+                                 seed=summary["seed"])
+    assert answers == [r["sft"] for r in rows] and kl == pytest.approx(0.0, abs=1e-5)
 
 
 def test_run_dpo_names_a_folder_without_rankings(tmp_path, capsys):
@@ -122,3 +145,24 @@ def test_run_dpo_names_a_folder_without_rankings(tmp_path, capsys):
     from minirlhf.cli import main
     assert main(["dpo", str(tmp_path)]) == 2
     assert "rm/rankings.jsonl" in capsys.readouterr().err
+
+
+def test_frontier_benchmark_on_a_run_folder_and_its_saved_result(fast_run, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("dpo_frontier", root / "benchmarks" / "dpo_frontier.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    saved, plot = tmp_path / "dpo.json", tmp_path / "dpo.png"
+    out = bench.main(["--run", str(fast_run), "--beta", "0.1", "0.3", "--epochs", "1", "--save", str(saved),
+                      "--plot", str(plot)])
+    assert [(x["beta"], x["epochs"]) for x in out["rows"]] == [(0.1, 1), (0.3, 1)]
+    assert json.loads(saved.read_text())["rows"][0]["win_rates"] == out["rows"][0]["win_rates"]
+    assert plot.stat().st_size > 10_000
+    capsys.readouterr()
+    shipped = bench.main(["--show", str(root / "data" / "results" / "dpo_cpu.json")])
+    table = capsys.readouterr().out
+    assert table.count("\n") == len(shipped["rows"]) + 2          # header, rule, one line per row
+    first = shipped["rows"][0]
+    assert f"{first['win_rates']['dpo_vs_sft']['gold']:.3f}" in table.splitlines()[2]
