@@ -48,10 +48,10 @@ from .sft import IGNORE, collate, tokenize_example
 class DPOConfig:
     """DPO settings; each comment says where the default comes from."""
     beta: float = 0.1          # Rafailov et al. 2023's dialogue runs (0.5 for TL;DR); TRL's default
-    epochs: int = 2            # = RMConfig: the same rankings, as many passes (1 epoch: docs/dpo.md)
+    epochs: int = 2            # = RMConfig: the same rankings, as many passes (1 did worse: docs/dpo.md)
     batch_prompts: int = 8     # = RMConfig: one batch element is one prompt's K answers and C(K,2) pairs
     lr: float = 1e-4           # the DPO paper's 1e-6 is for 2.8B-6B models; tiny ones take larger steps
-                               # (SFT's is 1e-3, the RM's 3e-4); 3e-5 and 3e-4 did worse (docs/dpo.md)
+                               # (SFT's is 1e-3, the RM's 3e-4); on seeds 0-2, 3e-5 and 3e-4 did worse (docs/dpo.md)
     weight_decay: float = 0.0  # = RMConfig
     warmup_ratio: float = 0.1  # = RMConfig: linear warm-up share of the steps, then cosine decay
     max_length: int = 192      # = RMConfig: prompt + response tokens
