@@ -228,7 +228,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     (``RMConfig.more_prompts``): new prompts of the world's mix, sampled and ranked the same way.
     """
     from .generation import load_model
-    from .models import friendly_oom, is_world_tokenizer
+    from .models import friendly_oom, is_world_tokenizer, load_tokenizer
     from .ppo import run_ppo, samples_and_kl
     from .reward import accuracy_on_policy, run_reward_model
     from .sft import run_sft
@@ -282,9 +282,11 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
 
     bar.set_postfix_str("judging the base model")
     base_model, base_tokenizer = judged("base", base_path, prev.get("answers", {}).get("base"))
-    if base_model is None:           # answers read back: the model is still needed for the autopilot
-        base_model, base_tokenizer = load_model(base_path, settings.device, trust_remote_code)
+    if base_model is None:           # answers read back (--resume): the tokenizer says whether the autopilot runs
+        base_tokenizer = load_tokenizer(base_path, trust_remote_code)
     if lora is not None or not is_world_tokenizer(base_tokenizer):
+        if base_model is None:       # the autopilot sizes the stages from the model itself
+            base_model, _ = load_model(base_path, settings.device, trust_remote_code)
         summary["autopilot"] = _pilot(base_model, settings.device, lora, (sft_config, rm_config, ppo_config))
     summary["lr"] = {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}  # as trained
     del base_model

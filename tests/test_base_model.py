@@ -128,7 +128,6 @@ def test_run_fast_writes_the_run_folder(tmp_path, capsys, monkeypatch):
 def test_run_with_the_reward_models_own_base(tmp_path, monkeypatch):
     """run(rm_model=...): the RM's base is fine-tuned first (rm_sft/) and the RM starts from it,
     while its comparisons stay the policy's SFT samples (here the same tiny base, for speed)."""
-    from minirlhf.paths import base_model_dir
     from minirlhf.run import run
     import minirlhf.reward
     calls = []
@@ -188,8 +187,13 @@ def test_a_run_that_dies_in_ppo_keeps_what_it_measured_and_resumes(tmp_path, mon
     trained = []
     for module, name in ((minirlhf.sft, "run_sft"), (minirlhf.reward, "run_reward_model")):
         monkeypatch.setattr(module, name, lambda *a, name=name, **kw: trained.append(name))
+    import minirlhf.generation
+    real_load, loaded = minirlhf.generation.load_model, []
+    monkeypatch.setattr(minirlhf.generation, "load_model",
+                        lambda path, *a, **kw: loaded.append(Path(path)) or real_load(path, *a, **kw))
     resumed = run(tmp_path / "cut", fast=True, resume=True)
     assert trained == []                                      # SFT and the RM were read back
+    assert base_model_dir("tiny") not in loaded               # and the base model: the world's needs no autopilot
     monkeypatch.undo()
     whole = run(tmp_path / "whole", fast=True)
 
