@@ -37,11 +37,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .lora import LoRAConfig, merged
-from .models import amp_dtype, autocast, backward_step, dropout_off, for_training, grad_scaler
+from .lora import LoRAConfig
+from .models import after_training, amp_dtype, autocast, backward_step, dropout_off, for_training, grad_scaler
 from .reward import length_grouped_batches, load_rankings, ranking_loss, ranking_optimizer, ranking_pairs
 from .settings import require_positive
-from .sft import IGNORE, collate, tokenize_example
+from .sft import IGNORE, _pad_id, collate, tokenize_example
 
 
 @dataclass
@@ -115,8 +115,7 @@ def tokenize_rankings(tokenizer, rankings: list[dict], max_length: int, source: 
 
 
 def _device_batch(examples: list[dict], tokenizer, device) -> dict:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return {k: v.to(device) for k, v in collate(examples, pad).items()}
+    return {k: v.to(device) for k, v in collate(examples, _pad_id(tokenizer)).items()}
 
 
 @torch.no_grad()
@@ -205,9 +204,7 @@ def train_dpo(policy, ref_policy, tokenizer, rankings, config: DPOConfig | None 
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{stats['rewards/accuracies']:.2f}")
     bar.close()
-    policy = merged(policy).eval()
-    if config.gradient_checkpointing:
-        policy.gradient_checkpointing_disable()
+    policy, = after_training(policy, gradient_checkpointing=config.gradient_checkpointing)
     result.seconds, result.model = time.perf_counter() - t0, policy
     return result
 

@@ -352,6 +352,17 @@ def for_training(model, lora=None, gradient_checkpointing: bool = False, task: s
     return model
 
 
+def after_training(*models, gradient_checkpointing: bool = False) -> tuple:
+    """The inverse of `for_training`: each model with its LoRA adapters merged into the weights
+    (`lora.merged`), in eval mode, with gradient checkpointing off."""
+    from .lora import merged, unwrap
+    done = tuple(merged(m).eval() for m in models)
+    if gradient_checkpointing:
+        for m in done:
+            unwrap(m).gradient_checkpointing_disable()
+    return done
+
+
 def peak_memory_gib(device) -> float:
     """Peak memory so far: allocated GPU memory on CUDA, else the process's peak resident memory
     (``ru_maxrss``, KiB on Linux; a platform without ``resource`` gives 0)."""

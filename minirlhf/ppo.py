@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import static_decoding
-from .lora import LoRAConfig, load_weights, merged, unwrap
-from .models import (amp_dtype, backward_step, context_length, dropout_off, for_training, fuse_activations, grad_scaler,
+from .lora import LoRAConfig, load_weights, unwrap
+from .models import (after_training, amp_dtype, backward_step, context_length, dropout_off, for_training, fuse_activations, grad_scaler,
                      prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
@@ -546,10 +546,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         if callback:
             callback(metrics, result)
     bar.close()
-    policy, value_model = merged(policy).eval(), merged(value_model).eval()
-    if config.gradient_checkpointing:
-        policy.gradient_checkpointing_disable()
-        value_model.gradient_checkpointing_disable()
+    policy, value_model = after_training(policy, value_model, gradient_checkpointing=config.gradient_checkpointing)
     result.seconds, result.policy, result.value_model = time.perf_counter() - t0, policy, value_model
     return result
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .evaluate import outcome
-from .lora import LoRAConfig, merged
-from .models import (amp_dtype, autocast, backward_step, completion_text, dropout_off, for_training, fuse_activations,
+from .lora import LoRAConfig
+from .models import (after_training, amp_dtype, autocast, backward_step, completion_text, dropout_off, for_training, fuse_activations,
                      grad_scaler, prompt_text)
 from .settings import require_positive
 
@@ -453,9 +453,7 @@ def train_reward_model(model, tokenizer, rankings: list[dict], config: RMConfig 
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    model = merged(model).eval()
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_disable()
+    model, = after_training(model, gradient_checkpointing=config.gradient_checkpointing)
     result.seconds, result.model = time.perf_counter() - t0, model
     return result
 

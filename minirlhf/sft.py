@@ -34,9 +34,9 @@ from tqdm.auto import tqdm
 from minirlhf.generation import generate, load_model
 from minirlhf.io import DataError, read_jsonl, require_columns, require_table, save_checkpoint
 from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE
-from minirlhf.lora import LoRAConfig, merged, unwrap
-from minirlhf.models import (amp_dtype, autocast, backward_step, completion_text, context_length, for_training,
-                             grad_scaler, prompt_text)
+from minirlhf.lora import LoRAConfig
+from minirlhf.models import (after_training, amp_dtype, autocast, backward_step, completion_text, context_length,
+                             for_training, grad_scaler, prompt_text)
 from minirlhf.settings import require_positive
 
 COLUMNS = ("prompt", "completion")
@@ -331,9 +331,7 @@ def train_sft(model, tokenizer, train, val=None, config: SFTConfig | None = None
             postfix["val"] = f"{history[-1]['val_loss']:.3f}"
         bar.set_postfix(postfix)
     bar.close()
-    model = merged(model).eval()  # LoRA: the adapters added into the weights; a plain model from here on
-    if config.gradient_checkpointing:
-        unwrap(model).gradient_checkpointing_disable()
+    model, = after_training(model, gradient_checkpointing=config.gradient_checkpointing)  # LoRA merged: a plain model
     samples_after = _samples(model, tokenizer, sample_prompts, config)
     result = SFTResult(history, samples_before, samples_after, time.time() - start, model)
     if out_dir is not None:
