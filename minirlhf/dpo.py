@@ -129,7 +129,8 @@ def logps_of(model, tokenizer, examples: list[dict], batch_size: int = 64) -> to
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def implicit_rewards(policy, ref_policy, tokenizer, rows: list[dict], beta: float, max_length: int = 192) -> list[float]:
+def implicit_rewards(policy, ref_policy, tokenizer, rows: list[dict], beta: float,
+                     max_length: int = 192) -> list[float]:
     """beta * log pi(y|x)/pi_SFT(y|x) of every answer of ``rows`` (rankings or comparisons), row after row:
     the DPO policy read as a reward model (`reward.evaluate` takes these as its ``scores``)."""
     flat = [e for row in tokenize_rankings(tokenizer, rows, max_length) for e in row]
@@ -258,15 +259,14 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
     from .io import read_json, read_jsonl, save_checkpoint, write_json_atomic, write_jsonl_atomic
     from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
     from .ppo import samples_and_kl
-    from .reward import RMConfig, evaluate, fresh_labeler
-    from .settings import get_settings
+    from .reward import RMConfig, _device, evaluate, fresh_labeler
     run = Path(run_dir)
     require_run(run)
     out = Path(out_dir) if out_dir is not None else run / "dpo"
     summary = read_json(run / "summary.json")
     seed = summary["seed"]
     config = config or config_for_run(summary)
-    device = config.device or get_settings().device
+    device = _device(config)                    # config.device, else the machine's GPU or CPU, as for the RM
     policy, tokenizer = load_model(run / "sft", device=device, trust_remote_code=trust_remote_code)
     ref_policy, _ = load_model(run / "sft", device=device, trust_remote_code=trust_remote_code)
     rankings = load_rankings(run / "rm" / "rankings.jsonl")

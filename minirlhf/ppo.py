@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from . import static_decoding
 from .lora import LoRAConfig, load_weights, unwrap
-from .models import (after_training, amp_dtype, backward_step, context_length, dropout_off, for_training, fuse_activations, grad_scaler,
-                     prompt_text)
+from .models import (after_training, amp_dtype, backward_step, context_length, dropout_off, for_training,
+                     fuse_activations, grad_scaler, prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
 

@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from .evaluate import outcome
 from .lora import LoRAConfig
-from .models import (after_training, amp_dtype, autocast, backward_step, completion_text, dropout_off, for_training, fuse_activations,
-                     grad_scaler, prompt_text)
+from .models import (after_training, amp_dtype, autocast, backward_step, completion_text, dropout_off, for_training,
+                     fuse_activations, grad_scaler, prompt_text)
 from .settings import require_positive
 
 
