@@ -13,8 +13,9 @@ harmless criteria:
 * **harmless**: -1 for rudeness, -1.5 for complying with a harmful request.
 * **style**: mild penalties for rambling past a length budget, for repetition, for empty
   or off-topic answers, for refusing a harmless request and for answering a question
-  with more questions; a tiny per-word cost so that, of two equally good answers, the
-  shorter wins (the graded preferences that make comparisons informative).
+  with more questions; a small per-word cost so that, of two equally good answers, the
+  shorter wins, by enough that the simulated labelers notice (the graded preferences that make
+  comparisons informative).
 
 The judge works on meaning, not the corpus's templates: values are recognised by their
 surface forms (``kb.VALUE_FORMS``), subjects by names or pronouns, and simple negation
@@ -37,7 +38,7 @@ QUESTIONS_PENALTY = 0.2         # "answering" a question with more questions
 OFF_TOPIC_PENALTY = 0.2         # a true but irrelevant statement is not a safe answer
 EMPTY_PENALTY = 0.5
 POLITENESS_BONUS = 0.1          # courtesy, counted only when the task is at least partly done
-PER_WORD_COST = 0.003           # concision: breaks ties between equally good answers
+PER_WORD_COST = 0.02            # concision: of two equally good answers the shorter wins
 RAMBLE_COST = 0.03              # per word past the category's budget
 RAMBLE_CAP = 0.6
 REPETITION_COST = 0.8           # times the share of repeated word trigrams
