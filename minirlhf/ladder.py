@@ -296,13 +296,19 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
     return gather(out, rungs, device=device, seconds=time.time() - t0, jobs=jobs)
 
 
-def code_commit() -> str | None:
-    """The git commit of this code (MINIRLHF_COMMIT where the code travelled without its .git)."""
+def code_commit(where: str | Path | None = None) -> str | None:
+    """The git commit of this code (of the repository at ``where``; MINIRLHF_COMMIT where the code
+    travelled without its .git), with "+dirty" when tracked files differ from it, so that a result
+    made with uncommitted code says so."""
     if os.environ.get("MINIRLHF_COMMIT"):
         return os.environ["MINIRLHF_COMMIT"]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=where or Path(__file__).parent).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip() or None
+        sha = git("rev-parse", "HEAD")
+        return (sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -134,3 +134,24 @@ def test_larger_rungs_fine_tune_at_their_pretraining_lr(tmp_path):
     assert abs(lr_scale(base_info(tmp_path)) - 0.15) < 1e-12
     assert lr_scale(base_info(tmp_path / "nothing")) == 1.0
     assert lr_scale(base_info("HuggingFaceTB/SmolLM2-135M-Instruct")) == 1.0
+
+
+def test_code_commit_says_when_tracked_files_differ(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    monkeypatch.delenv("MINIRLHF_COMMIT", raising=False)
+    run = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,  # noqa: E731
+                                    check=True, capture_output=True, text=True).stdout.strip()
+    run("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    run("add", "f.txt")
+    run("commit", "-qm", "one")
+    sha = run("rev-parse", "HEAD")
+    (tmp_path / "new.txt").write_text("untracked files do not count")
+    assert ladder.code_commit(tmp_path) == sha
+    (tmp_path / "f.txt").write_text("b")
+    assert ladder.code_commit(tmp_path) == sha + "+dirty"
+    monkeypatch.setenv("MINIRLHF_COMMIT", "abc")
+    assert ladder.code_commit(tmp_path) == "abc"
