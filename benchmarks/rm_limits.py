@@ -7,6 +7,8 @@
         --save data/results/rm_capacity_cpu.json                            # is it data or the model? (~25 min)
     python benchmarks/rm_limits.py --no-defaults --more 5580 20000 --loglik \
         --save data/results/rm_more_cpu.json                                # more labeled prompts (~30 min)
+    python benchmarks/rm_limits.py --no-defaults --word-cost 0.003 0.02 \
+        --save data/results/rm_word_cost_cpu.json                           # gold's per-word cost (~3 min)
 
 The reward-model stage as `minirlhf run` does it (`RMConfig` defaults; SFT from the shipped tiny
 base model, or `--sft PATH`): K = 4 samples of the SFT policy per comparison prompt, ranked by
@@ -27,6 +29,12 @@ prompts never trained on. One reward model is trained per variant, all on the sa
   expected agreement), to see where the labels themselves are a coin toss;
 - `sft_loglik` (`--loglik`): no reward model: each response scored by the SFT model's own summed
   log-likelihood, to see what the language model knows that the reward model does not pick up;
+- `word_cost_C` (`--word-cost C [C ...]`): the same samples in a world whose gold costs C a word
+  (`gold.PER_WORD_COST`; 0.02 since commit 3400b9a, 0.003 before): utilities scored again, the labelers'
+  tau calibrated again on them, every row ranked again, a reward model trained on those rankings and
+  measured against that gold; `one_labeler_word_cost_C`: one labeler of that world, as `one_labeler`.
+  Their pairs are grouped by their gaps at 0.003 a word in every variant, so that near ties are the
+  same pairs (the same substance, a few words apart) whatever C;
 - `reading_gold`, `reading_labelers` (`--reading N`): the reward model initialised from a
   different SFT model: the same SFT recipe on a base model pretrained on the corpus plus N
   reading exercises (a passage, then a question about it and its answer, a one-line summary or
@@ -57,6 +65,8 @@ import torch
 CONTENT = 0.3                                          # |U(a) - U(b)| above this: a content pair
 NEAR_TIE = 0.02                                        # at most this: the same substance, a few words apart
 PASSAGE_TASKS = ("closed_qa", "summarization", "extraction")
+SPLIT_WORD_COST = 0.003                                # --word-cost variants group pairs by their gaps at gold's
+                                                       # cost before commit 3400b9a: near ties = the same substance
 
 
 def gold_ranked(rows: list[dict]) -> list[dict]:
@@ -64,18 +74,20 @@ def gold_ranked(rows: list[dict]) -> list[dict]:
     return [dict(r, ranking=sorted(range(len(r["utilities"])), key=lambda i: -r["utilities"][i])) for r in rows]
 
 
-def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | None = None) -> dict:
+def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | None = None,
+              split: list[dict] | None = None) -> dict:
     """Accuracy against gold on non-tied held-out pairs: close, content, content on passage tasks, other
     content; ``r_all``: the RM's ``heldout_scores`` of ``rows``. Given ``tau`` instead: the expected
-    agreement of one labeler of that tau with gold, sigmoid(|U(a) - U(b)| / tau) per pair."""
+    agreement of one labeler of that tau with gold, sigmoid(|U(a) - U(b)| / tau) per pair. ``split``: the
+    same rows with other utilities, by whose gaps the pairs are put into groups (default: ``rows``)."""
     from minirlhf.evaluate import outcome
     from minirlhf.world.labelers import preference_probability
     from minirlhf.world.prompts import parse_prompt
     hits = {"close": [], "close_near_tie": [], "close_other": [], "content": [], "content_passage": [],
             "content_other": []}
     start = 0
-    for row in rows:
-        k, u = len(row["responses"]), row["utilities"]
+    for row, by in zip(rows, split or rows):
+        k, u, g = len(row["responses"]), row["utilities"], by["utilities"]
         r, start = (r_all[start:start + k] if r_all is not None else None), start + k
         passage = parse_prompt(row["prompt"]).category in PASSAGE_TASKS
         for a, b in combinations(range(k), 2):
@@ -83,9 +95,9 @@ def breakdown(rows: list[dict], r_all: list[float] | None = None, tau: float | N
                 continue
             hi, lo = (a, b) if u[a] > u[b] else (b, a)
             hit = outcome(r[hi], r[lo]) if r is not None else preference_probability(u[hi], u[lo], tau)
-            if abs(u[a] - u[b]) <= CONTENT:
+            if abs(g[a] - g[b]) <= CONTENT:
                 hits["close"].append(hit)
-                hits["close_near_tie" if abs(u[a] - u[b]) <= NEAR_TIE else "close_other"].append(hit)
+                hits["close_near_tie" if abs(g[a] - g[b]) <= NEAR_TIE else "close_other"].append(hit)
             else:
                 hits["content"].append(hit)
                 hits["content_passage" if passage else "content_other"].append(hit)
@@ -181,7 +193,26 @@ def sft_rates(path: Path, device: str) -> dict:
             "helpful_rate_by_category": r["helpful_rate_by_category"]}
 
 
-def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config) -> dict:
+def with_word_cost(drawn: dict, cost: float, config) -> dict:
+    """``drawn``'s very samples in a world whose gold costs ``cost`` a word (`gold.PER_WORD_COST`):
+    utilities scored again, the labelers' tau calibrated again on the training pairs and every row
+    ranked again by labelers of the same seeds, as `reward.draw_comparisons` does."""
+    from minirlhf.reward import calibrate_tau, rank_comparisons
+    from minirlhf.world import gold
+    from minirlhf.world.labelers import Labeler
+    saved, gold.PER_WORD_COST = gold.PER_WORD_COST, cost
+    try:
+        train, held = ([dict(r, utilities=[gold.utility(r["prompt"], y) for y in r["responses"]]) for r in rows]
+                       for rows in (drawn["train_rows"], drawn["held_rows"]))
+    finally:
+        gold.PER_WORD_COST = saved
+    tau = calibrate_tau(train)
+    return {"train_rows": train, "held_rows": held, "tau": tau,
+            "rankings": rank_comparisons(train, Labeler(tau, seed=10 * config.seed + 1)),
+            "heldout": rank_comparisons(held, Labeler(tau, seed=10 * config.seed + 2))}
+
+
+def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config, split: list[dict] | None = None) -> dict:
     from minirlhf.reward import evaluate, fresh_labeler, heldout_scores, reward_model_from, train_reward_model
     model, tokenizer = reward_model_from(sft, device=config.device)
     result = train_reward_model(model, tokenizer, rankings, config, progress=False)
@@ -191,7 +222,7 @@ def train_and_measure(sft: Path, rankings: list[dict], drawn: dict, config) -> d
     return {"train_prompts": len(rankings), "train_s": round(result.seconds, 1),
             "accuracy_gold": m["accuracy_gold"], "accuracy_labelers": m["accuracy_labelers"],
             "gold_tie_share": m["gold_tie_share"],
-            **breakdown(drawn["heldout"], scores)}
+            **breakdown(drawn["heldout"], scores, split=split)}
 
 
 def comparisons(sft: Path, prompts: list[str], config) -> dict:
@@ -203,6 +234,17 @@ def comparisons(sft: Path, prompts: list[str], config) -> dict:
     policy, tokenizer = load_model(sft, device=config.device)
     tau = read_json(world_dir() / "world.json")["labelers"]["tau"]      # used as is unless calibrate_labelers
     return draw_comparisons(policy, tokenizer, prompts, config, tau)
+
+
+def one_labeler(drawn: dict) -> dict:
+    """One labeler of ``drawn``'s tau: its expected agreement with gold on the held-out pairs gold does not
+    tie, and (as ``accuracy_labelers``) with another labeler on all of them."""
+    from minirlhf.reward import utility_pairs
+    from minirlhf.world.labelers import expected_agreement, gold_agreement
+    pairs = utility_pairs(drawn["held_rows"])
+    g = gold_agreement(pairs, drawn["tau"])
+    return {"accuracy_gold": round(g["non_tied"], 4), "accuracy_labelers": round(expected_agreement(pairs, drawn["tau"]), 4),
+            "gold_tie_share": round(g["gold_tie_share"], 4)}
 
 
 def markdown(r: dict) -> str:
@@ -239,6 +281,9 @@ def main(argv=None) -> dict:
     p.add_argument("--reading", type=int, default=0, metavar="N",
                    help="also RMs from an SFT model whose base saw N reading exercises more (reading_gold, reading_labelers)")
     p.add_argument("--reading-steps", type=int, default=None, help="pretraining steps of that base (default: tiny's)")
+    p.add_argument("--word-cost", type=float, nargs="+", default=[], metavar="C",
+                   help="also the same samples in a world whose gold costs C a word, ranked again by labelers "
+                        "calibrated again (word_cost_C, and one_labeler_word_cost_C), for each C given")
     p.add_argument("--no-defaults", action="store_true",
                    help="skip the labelers / labelers_half / labelers_quarter / gold variants")
     p.add_argument("--seed", type=int, default=0)
@@ -290,15 +335,18 @@ def main(argv=None) -> dict:
         out["variants"]["sft_loglik"] = {"train_prompts": 0, "train_s": 0.0, **{k: m[k] for k in (
             "accuracy_gold", "accuracy_labelers", "gold_tie_share")}, **breakdown(drawn["heldout"], scores)}
     if args.labeler:                                     # what the labelers themselves get right, pair by pair
-        from minirlhf.world.labelers import expected_agreement, gold_agreement
-        from minirlhf.reward import utility_pairs
-        pairs = utility_pairs(drawn["held_rows"])
-        g = gold_agreement(pairs, drawn["tau"])
-        out["variants"]["one_labeler"] = {
-            "train_prompts": 0, "train_s": 0.0, "accuracy_gold": round(g["non_tied"], 4),
-            "accuracy_labelers": round(expected_agreement(pairs, drawn["tau"]), 4),
-            "gold_tie_share": round(g["gold_tie_share"], 4),
-            **breakdown(drawn["heldout"], tau=drawn["tau"])}
+        out["variants"]["one_labeler"] = {"train_prompts": 0, "train_s": 0.0, **one_labeler(drawn),
+                                          **breakdown(drawn["heldout"], tau=drawn["tau"])}
+    if args.word_cost:                                   # the same samples under other per-word costs,
+        split = with_word_cost(drawn, SPLIT_WORD_COST, config)["heldout"]   # their pairs grouped as at 0.003
+        for cost in args.word_cost:
+            world = with_word_cost(drawn, cost, config)
+            out["variants"][f"word_cost_{cost:g}"] = {**train_and_measure(sft, world["rankings"], world, config, split),
+                                                      "labelers_tau": round(world["tau"], 4)}
+            out["variants"][f"one_labeler_word_cost_{cost:g}"] = {
+                "train_prompts": 0, "train_s": 0.0, **one_labeler(world), **breakdown(world["heldout"], tau=world["tau"],
+                                                                                   split=split)}
+            print(f"word_cost_{cost:g}: {json.dumps(out['variants'][f'word_cost_{cost:g}'])}", file=sys.stderr, flush=True)
     if args.reading:
         reading = reading_sft(Path(args.out), args.reading, args.seed, args.device, args.reading_steps)
         out["sft_rates"] = {"stage": sft_rates(sft, args.device), "reading": sft_rates(reading, args.device)}

@@ -121,6 +121,31 @@ def test_rm_limits_breakdown_splits_near_ties_by_hand():
     assert "close, near ties" in table and "| 0.000 (1) | 1.000 (2) |" in table
 
 
+def test_rm_limits_word_cost_reranks_the_same_samples():
+    """--word-cost C scores the very samples again with gold costing C a word, calibrates tau again and
+    ranks again; its pairs are grouped by their gaps at the old 0.003 a word, the same in every variant."""
+    from minirlhf.paths import base_model_dir
+    from minirlhf.world import gold
+    limits = _script("rm_limits")
+    cost = gold.PER_WORD_COST
+    out = limits.main(["--sft", str(base_model_dir("tiny")), "--max-prompts", "20", "--epochs", "1", "--no-defaults",
+                       "--word-cost", "0.003", "0.05"])
+    assert gold.PER_WORD_COST == cost                       # the world's cost is put back
+    v = out["variants"]
+    assert set(v) == {"word_cost_0.003", "one_labeler_word_cost_0.003", "word_cost_0.05", "one_labeler_word_cost_0.05"}
+    assert v["word_cost_0.003"]["train_prompts"] == v["word_cost_0.05"]["train_prompts"] == 16
+    assert v["word_cost_0.05"]["labelers_tau"] != v["word_cost_0.003"]["labelers_tau"]   # calibrated again
+    assert 0.5 <= v["one_labeler_word_cost_0.05"]["accuracy_gold"] <= 1
+    drawn = {"train_rows": [{"prompt": "What is 2 plus 3?", "responses": ["5.", "It is 5, I think so."]}] * 30,
+             "held_rows": [{"prompt": "What is 2 plus 3?", "responses": ["5.", "It is 5, I think so."]}]}
+    w = limits.with_word_cost(drawn, 0.05, limits_config())
+    u = w["held_rows"][0]["utilities"]
+    assert u[0] - u[1] == pytest.approx(0.05 * 5, abs=1e-3)     # five more words, nothing else different
+    assert gold.PER_WORD_COST == cost and sorted(w["heldout"][0]["ranking"]) == [0, 1]
+    same = limits.with_word_cost(drawn, cost, limits_config())      # the world's own cost: gold's own utilities
+    assert same["held_rows"][0]["utilities"] == [gold.utility("What is 2 plus 3?", y) for y in ("5.", "It is 5, I think so.")]
+
+
 def limits_config():
     from minirlhf.reward import RMConfig
     return RMConfig(k=2, max_new_tokens=8)
