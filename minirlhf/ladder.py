@@ -296,10 +296,14 @@ def run_ladder(rungs: dict[str, list[int]], out: str | Path, device: str | None 
     return gather(out, rungs, device=device, seconds=time.time() - t0, jobs=jobs)
 
 
+RESULT_PATHS = ("minirlhf", "benchmarks", "data", "pyproject.toml")   # what a result depends on
+
+
 def code_commit(where: str | Path | None = None) -> str | None:
     """The git commit of this code (of the repository at ``where``; MINIRLHF_COMMIT where the code
-    travelled without its .git), with "+dirty" when tracked files differ from it, so that a result
-    made with uncommitted code says so."""
+    travelled without its .git), with "+dirty" when tracked files of the package, the benchmarks or
+    the data (`RESULT_PATHS`) differ from it, so that a result made with uncommitted code says so
+    (docs, tests and notebooks do not change a result)."""
     if os.environ.get("MINIRLHF_COMMIT"):
         return os.environ["MINIRLHF_COMMIT"]
 
@@ -308,7 +312,8 @@ def code_commit(where: str | Path | None = None) -> str | None:
                               cwd=where or Path(__file__).parent).stdout.strip()
     try:
         sha = git("rev-parse", "HEAD")
-        return (sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")) or None
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *(f":/{p}" for p in RESULT_PATHS))
+        return (sha + ("+dirty" if dirty else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
 

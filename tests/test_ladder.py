@@ -136,7 +136,7 @@ def test_larger_rungs_fine_tune_at_their_pretraining_lr(tmp_path):
     assert lr_scale(base_info("HuggingFaceTB/SmolLM2-135M-Instruct")) == 1.0
 
 
-def test_code_commit_says_when_tracked_files_differ(tmp_path, monkeypatch):
+def test_code_commit_says_when_the_code_differs(tmp_path, monkeypatch):
     import shutil
     import subprocess
     if shutil.which("git") is None:
@@ -145,13 +145,16 @@ def test_code_commit_says_when_tracked_files_differ(tmp_path, monkeypatch):
     run = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,  # noqa: E731
                                     check=True, capture_output=True, text=True).stdout.strip()
     run("init", "-q")
-    (tmp_path / "f.txt").write_text("a")
-    run("add", "f.txt")
+    for folder in ("minirlhf", "docs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "f.txt").write_text("a")
+    run("add", ".")
     run("commit", "-qm", "one")
     sha = run("rev-parse", "HEAD")
-    (tmp_path / "new.txt").write_text("untracked files do not count")
-    assert ladder.code_commit(tmp_path) == sha
-    (tmp_path / "f.txt").write_text("b")
-    assert ladder.code_commit(tmp_path) == sha + "+dirty"
+    (tmp_path / "minirlhf" / "new.txt").write_text("untracked files do not count")
+    (tmp_path / "docs" / "f.txt").write_text("nor do docs")
+    assert ladder.code_commit(tmp_path / "docs") == sha
+    (tmp_path / "minirlhf" / "f.txt").write_text("b")
+    assert ladder.code_commit(tmp_path / "docs") == sha + "+dirty"
     monkeypatch.setenv("MINIRLHF_COMMIT", "abc")
     assert ladder.code_commit(tmp_path) == "abc"
