@@ -199,3 +199,30 @@ def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
     assert table.main(["--show", str(saved)]) == out
     with pytest.raises(FileNotFoundError, match="summary.json missing"):
         table.main([str(tmp_path)])
+
+
+def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp_path, capsys):
+    """--try "" trains the run's own PPO again and gets the run's win rate and KL; another --try changes
+    only its field; a bad field or a folder that is not a run is named before any training."""
+    sweep = _script("ppo_sweep")
+    saved = tmp_path / "sweep.json"
+    out = sweep.main(["--run", str(fast_run), "--try", "", "--try", "beta=0.5", "--out", str(tmp_path / "o"),
+                      "--device", "cpu", "--save", str(saved)])
+    assert json.loads(saved.read_text()) == out
+    own, other = out["tries"]
+    summary = json.loads((fast_run / "summary.json").read_text())
+    assert own["change"] == {} and own["runs"][0]["ppo_vs_sft"]["gold"] == summary["win_rates"]["ppo_vs_sft"]["gold"]
+    assert own["runs"][0]["kl"] == summary["ppo"]["kl"]
+    assert own["runs"][0]["ppo_vs_base"]["gold"] == summary["win_rates"]["ppo_vs_base"]["gold"]
+    info = json.loads((tmp_path / "o" / "try1" / fast_run.name / "policy" / "ppo_info.json").read_text())
+    assert other["change"] == {"beta": 0.5} and info["config"]["beta"] == 0.5
+    assert info["config"]["iterations"] == json.loads(
+        (tmp_path / "o" / "try0" / fast_run.name / "policy" / "ppo_info.json").read_text())["config"]["iterations"]
+    capsys.readouterr()
+    sweep.main(["--show", str(saved)])
+    assert "| beta=0.5 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="lrr"):
+        sweep.main(["--run", str(fast_run), "--try", "lrr=1"])
+    with pytest.raises(SystemExit):
+        sweep.main(["--run", str(tmp_path), "--try", ""])
+    assert "not a finished" in capsys.readouterr().err
