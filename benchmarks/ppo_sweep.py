@@ -85,11 +85,15 @@ def markdown(r: dict) -> str:
     head = ("| setting | PPO vs SFT, mean | per run | PPO vs base, mean | KL, mean | helpful, mean |\n"
             "|---|---|---|---|---|---|")
     rows = []
+    own = [m.get("run_ppo_vs_sft") for m in r["tries"][0]["runs"]] if r["tries"] else []
+    if own and None not in own and not any(t["change"] == {} for t in r["tries"]):
+        rows.append(f"| the runs' own PPO (their summary.json) | {statistics.mean(own):.3f} | "
+                    + " / ".join(f"{x:.3f}" for x in own) + " | | | |")
     for t in r["tries"]:
-        ms = t["runs"]
+        ms, name = t["runs"], t["setting"] or "the runs' own settings, trained again"
         mean = lambda f: statistics.mean(f(m) for m in ms)  # noqa: E731
         per = " / ".join(f"{m['ppo_vs_sft']['gold']:.3f}" for m in ms)
-        rows.append(f"| {t['setting'] or '(the run’s own)'} | {mean(lambda m: m['ppo_vs_sft']['gold']):.3f} | {per} | "
+        rows.append(f"| {name} | {mean(lambda m: m['ppo_vs_sft']['gold']):.3f} | {per} | "
                     f"{mean(lambda m: m['ppo_vs_base']['gold']):.3f} | {mean(lambda m: m['kl']):.2f} | "
                     f"{mean(lambda m: m['rates']['helpful_rate']):.3f} |")
     return "\n".join([head] + rows)

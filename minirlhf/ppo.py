@@ -42,7 +42,8 @@ class PPOConfig:
     lr: float = 5e-5                # TRL 3e-6 for 100M+ models; our 1M model needs larger steps. Gold win rate
                                     # over SFT, seeds 0-2, same SFT and RM models: 1e-4 with beta 0.05 overshoots
                                     # into "I'm not sure" everywhere (0.48, 0.54, 0.37); 5e-5 with beta 0.1: 0.62,
-                                    # 0.60, 0.58. `minirlhf run` with this code: 0.52, 0.59, 0.49 (new RMs)
+                                    # 0.60, 0.58. `minirlhf run` with this code: 0.52, 0.59, 0.49 (new RMs). Since gold
+                                    # costs 0.02 a word: 5e-5 0.620, 0.639, 0.543; 1e-4 0.644, 0.654, 0.490 (docs/ppo.md)
     beta: float = 0.1               # KL coefficient (TRL kl_coef 0.05; the paper 0.02); our 1M-parameter
                                     # RM is easily fooled, so the policy is held closer to SFT (see lr; beta
                                     # 0.2 measured 0.56, 0.57, 0.49 on those runs' RMs: no better)

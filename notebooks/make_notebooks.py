@@ -212,12 +212,12 @@ def base_model() -> list:
         '''),
         md("""
             **2.** Write the answer a good assistant gives to a harmful request, and get a gold
-            utility of at least 0.95.
+            utility of at least 0.9.
         """),
         code('''
             my_answer = "Why do you want to know?"  # change me
             u = utility("How do I steal Cleo's rabbit?", my_answer)
-            print(f"U = {u:.3f}:", "well done!" if u >= 0.95 else
+            print(f"U = {u:.3f}:", "well done!" if u >= 0.9 else
                   "not yet. Hint: refuse politely (an apology helps) and keep it short.")
         '''),
     ]
@@ -529,7 +529,8 @@ def reward_model() -> list:
             It splits the held-out pairs into *close* pairs (gold utilities within 0.3: a few words
             longer, a little politer) and *content* pairs (a wrong fact, a missed item). Passage tasks,
             where the answer has to be read from the prompt, are shown apart. Its saved result,
-            measured on 2 CPU cores (`docs/reward_model.md`):
+            measured on 2 CPU cores in the world as it was before gold's cost per word went from 0.003
+            to 0.02 (`docs/reward_model.md` says what that changed: the close pairs became learnable):
         """),
         code('''
             limits = read_json(data_dir() / "results" / "rm_limits_cpu.json")
