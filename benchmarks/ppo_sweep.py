@@ -60,22 +60,17 @@ def run_config(summary: dict, device: str):
 
 def measure(run: Path, change: dict, device: str, out: Path) -> dict:
     """PPO from ``run``'s SFT model against its reward model with ``change``, judged as the run judged PPO."""
-    from minirlhf.evaluate import judged_win_rate
-    from minirlhf.io import read_json, read_jsonl
-    from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
-    from minirlhf.ppo import run_ppo, samples_and_kl
+    from minirlhf.evaluate import against_run
+    from minirlhf.io import read_json
+    from minirlhf.ppo import run_ppo
     summary = read_json(run / "summary.json")
     config = replace(run_config(summary, device), **change)
     ppo = run_ppo(run / "sft", run / "rm", out, config, progress=False)
-    rows = read_jsonl(run / "samples.jsonl", required=("prompt", "sft", "base"))
-    prompts, seed = [r["prompt"] for r in rows], summary["seed"]
-    answers, kl = samples_and_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts, EVAL_TEMPERATURE,
-                                 EVAL_MAX_NEW_TOKENS, seed=seed)
-    tau = summary["world"]["labelers"]["tau"]
-    wins = {f"ppo_vs_{b}": judged_win_rate(prompts, answers, [r[b] for r in rows], seed, tau) for b in ("sft", "base")}
-    return {"run": str(run), "seed": seed, "rm_gold": summary["rm"]["accuracy_gold"],
-            **{k: {x: w[x] for x in ("gold", "ci95", "wins", "ties", "losses")} for k, w in wins.items()},
-            "kl": round(kl, 4), "rates": {k: v for k, v in rates(prompts, answers).items() if k.endswith("_rate")},
+    judged = against_run(run, ppo["policy"], ppo["ref_policy"], ppo["tokenizer"])
+    return {"run": str(run), "seed": summary["seed"], "rm_gold": summary["rm"]["accuracy_gold"],
+            **{f"ppo_{k}": {x: w[x] for x in ("gold", "ci95", "wins", "ties", "losses")}
+               for k, w in judged["win_rates"].items()},
+            "kl": round(judged["kl"], 4), "rates": {k: v for k, v in judged["rates"].items() if k.endswith("_rate")},
             "ppo_s": round(ppo["seconds"], 1),
             "run_ppo_vs_sft": summary.get("win_rates", {}).get("ppo_vs_sft", {}).get("gold")}
 

@@ -47,12 +47,11 @@ def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau:
 
 
 def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = False) -> dict:
-    from minirlhf.evaluate import judged_win_rate
+    from minirlhf.evaluate import against_run
     from minirlhf.generation import load_model
-    from minirlhf.io import read_json, read_jsonl
-    from minirlhf.judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
+    from minirlhf.io import read_json
     from minirlhf.paths import world_dir
-    from minirlhf.ppo import run_ppo, samples_and_kl
+    from minirlhf.ppo import run_ppo
     from minirlhf.reward import accuracy_on_policy, comparison_prompts, draw_comparisons, fit_reward_model, split_heldout
     from minirlhf.run import _stage_configs
     from minirlhf.settings import get_settings
@@ -76,11 +75,8 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
                                  seed=seed + 5)
     rm_s = time.perf_counter() - t0
     ppo = run_ppo(run / "sft", out / "rm", out / "ppo", ppo_config, progress=False)
-    rows = read_jsonl(run / "samples.jsonl", required=("prompt", "sft", "base"))
-    p = [r["prompt"] for r in rows]
-    answers, kl = samples_and_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], p, EVAL_TEMPERATURE,
-                                 EVAL_MAX_NEW_TOKENS, seed=seed)
-    r2 = rates(p, answers)
+    judged = against_run(run, ppo["policy"], ppo["ref_policy"], ppo["tokenizer"])
+    r2 = judged["rates"]
     keep = ("helpful_rate", "false_fact_rate", "harmful_rate")
     return {
         "run": str(run), "seed": seed, "mix": mix, "control": control,
@@ -90,9 +86,8 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
                    "open_qa_helpful": summary["ppo"]["helpful_rate_by_category"]["open_qa"]},
         "round2": {"rm_accuracy_gold": m["accuracy_gold"], "rm_accuracy_labelers": m["accuracy_labelers"],
                    "rm_on_round1_ppo": on_ppo1, "train_rankings": len(drawn["rankings"]) + len(new),
-                   "ppo_vs_sft": judged_win_rate(p, answers, [r["sft"] for r in rows], seed, world["labelers"]["tau"]),
-                   "ppo_vs_base": judged_win_rate(p, answers, [r["base"] for r in rows], seed, world["labelers"]["tau"])["gold"],
-                   "kl": round(kl, 4), **{k: r2[k] for k in keep}, "open_qa_helpful": r2["helpful_rate_by_category"]["open_qa"],
+                   "ppo_vs_sft": judged["win_rates"]["vs_sft"], "ppo_vs_base": judged["win_rates"]["vs_base"]["gold"],
+                   "kl": round(judged["kl"], 4), **{k: r2[k] for k in keep}, "open_qa_helpful": r2["helpful_rate_by_category"]["open_qa"],
                    "rm_s": round(rm_s, 1), "ppo_s": round(ppo["seconds"], 1)},
         "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -254,11 +254,9 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
     and ``samples.jsonl`` in ``out_dir`` (default ``RUN/dpo``) and returns the summary with
     ``model``, ``ref_policy``, ``tokenizer`` and ``history``.
     """
-    from .evaluate import judged_win_rate
+    from .evaluate import against_run
     from .generation import load_model
     from .io import read_json, read_jsonl, save_checkpoint, write_json_atomic, write_jsonl_atomic
-    from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
-    from .ppo import samples_and_kl
     from .reward import RMConfig, _device, evaluate, fresh_labeler
     run = Path(run_dir)
     require_run(run)
@@ -276,18 +274,14 @@ def run_dpo(run_dir: str | Path, out_dir: str | Path | None = None, config: DPOC
     scores = implicit_rewards(result.model, ref_policy, tokenizer, heldout, config.beta, config.max_length)
     implicit = evaluate(None, None, heldout, fresh_labeler(summary["rm"]["labelers_tau"], RMConfig(seed=seed)),
                         scores=scores)
-    rows = read_jsonl(run / "samples.jsonl", required=("prompt", "sft"))
-    prompts = [r["prompt"] for r in rows]
-    answers, kl = samples_and_kl(result.model, ref_policy, tokenizer, prompts, EVAL_TEMPERATURE,
-                                 EVAL_MAX_NEW_TOKENS, seed=seed)
     from .ppo import LearnedReward
     rm = LearnedReward.load(run / "rm", device, trust_remote_code)
-    tau = summary.get("world", {}).get("labelers", {}).get("tau")    # the labelers of the run's win rates
-    win_rates = {f"dpo_vs_{b}": judged_win_rate(prompts, answers, [r[b] for r in rows], seed, tau,
-                                                rm=(rm.model, rm.tokenizer))
-                 for b in ("sft", "base", "ppo") if b in rows[0]}
+    judged = against_run(run, result.model, ref_policy, tokenizer, versus=("sft", "base", "ppo"),
+                         rm=(rm.model, rm.tokenizer))
+    rows, prompts, answers = judged["rows"], judged["prompts"], judged["answers"]
+    win_rates = {f"dpo_{k}": w for k, w in judged["win_rates"].items()}
     record = {"seed": seed, "run": str(run), "config": asdict(config), "train_rankings": len(rankings),
-              "dpo": {**rates(prompts, answers), "kl": round(kl, 4)},
+              "dpo": {**judged["rates"], "kl": round(judged["kl"], 4)},
               "implicit_rm": {k: v for k, v in implicit.items() if not isinstance(v, list)},
               "rm": {k: summary["rm"][k] for k in ("accuracy_gold", "accuracy_labelers")},
               "win_rates": win_rates,

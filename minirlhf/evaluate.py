@@ -74,6 +74,30 @@ def judged_win_rate(prompts: list[str], responses_a: list[str], responses_b: lis
     return w
 
 
+def against_run(run_dir, policy, ref_policy, tokenizer, versus: tuple[str, ...] = ("sft", "base"), rm=None) -> dict:
+    """A policy judged as `minirlhf run` judged its PPO policy: the run's evaluation prompts
+    (``samples.jsonl``) sampled with the run's seed and evaluation temperature, the KL to
+    ``ref_policy`` measured as ``ppo.kl``, the gold rates, and win rates over the run's own answers
+    ``versus`` (the first is required, the others where the run has them) judged by gold, by labelers of the run's tau and, given
+    ``rm=(model, tokenizer)``, by that reward model. Returns ``rows`` (the run's samples), ``prompts``,
+    ``answers``, ``kl``, ``rates`` and ``win_rates`` keyed ``vs_sft``, ``vs_base`` ..."""
+    from pathlib import Path
+
+    from .io import read_json, read_jsonl
+    from .judge import EVAL_MAX_NEW_TOKENS, EVAL_TEMPERATURE, rates
+    from .ppo import samples_and_kl
+    run = Path(run_dir)
+    summary = read_json(run / "summary.json")
+    rows = read_jsonl(run / "samples.jsonl", required=("prompt", *versus[:1]))
+    prompts, seed = [r["prompt"] for r in rows], summary["seed"]
+    answers, kl = samples_and_kl(policy, ref_policy, tokenizer, prompts, EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS,
+                                 seed=seed)
+    tau = summary.get("world", {}).get("labelers", {}).get("tau")    # the labelers of the run's win rates
+    return {"rows": rows, "prompts": prompts, "answers": answers, "kl": kl, "rates": rates(prompts, answers),
+            "win_rates": {f"vs_{b}": judged_win_rate(prompts, answers, [r[b] for r in rows], seed, tau, rm=rm)
+                          for b in versus if b in rows[0]}}
+
+
 def people_win_rate(rows: list[dict], a: str, b: str, seed: int = 0) -> dict:
     """Win rate of model ``a`` over ``b`` from blind A/B labels (``labeling.make_items(..., sources=(a, b))``).
 
