@@ -51,20 +51,14 @@ def parse(text: str) -> dict:
     return out
 
 
-def run_config(summary: dict, device: str):
-    """The PPOConfig `minirlhf run` used for a run with this summary (its seed and fast mode)."""
-    from minirlhf.run import _stage_configs
-    from minirlhf.settings import Settings
-    return _stage_configs(Settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"]))[2]
-
-
 def measure(run: Path, change: dict, device: str, out: Path) -> dict:
     """PPO from ``run``'s SFT model against its reward model with ``change``, judged as the run judged PPO."""
     from minirlhf.evaluate import against_run
     from minirlhf.io import read_json
     from minirlhf.ppo import run_ppo
+    from minirlhf.run import configs_of
     summary = read_json(run / "summary.json")
-    config = replace(run_config(summary, device), **change)
+    config = replace(configs_of(summary, device)[2], **change)
     ppo = run_ppo(run / "sft", run / "rm", out, config, progress=False)
     judged = against_run(run, ppo["policy"], ppo["ref_policy"], ppo["tokenizer"])
     return {"run": str(run), "seed": summary["seed"], "rm_gold": summary["rm"]["accuracy_gold"],

@@ -53,11 +53,10 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
     from minirlhf.paths import world_dir
     from minirlhf.ppo import run_ppo
     from minirlhf.reward import accuracy_on_policy, comparison_prompts, draw_comparisons, fit_reward_model, split_heldout
-    from minirlhf.run import _stage_configs
-    from minirlhf.settings import get_settings
+    from minirlhf.run import configs_of
     summary = read_json(run / "summary.json")
     seed, t0 = summary["seed"], time.perf_counter()
-    _, config, ppo_config = _stage_configs(get_settings(fast=summary["fast"], device=device, seed=seed))  # as the run's
+    _, config, ppo_config = configs_of(summary, device)      # as the run's
     world = read_json(world_dir() / "world.json")
     prompts = comparison_prompts(config)
     held, rest = split_heldout(prompts, config.heldout_fraction)

@@ -193,19 +193,23 @@ def sft_rates(path: Path, device: str) -> dict:
             "helpful_rate_by_category": r["helpful_rate_by_category"]}
 
 
-def with_word_cost(drawn: dict, cost: float, config) -> dict:
-    """``drawn``'s very samples in a world whose gold costs ``cost`` a word (`gold.PER_WORD_COST`):
-    utilities scored again, the labelers' tau calibrated again on the training pairs and every row
-    ranked again by labelers of the same seeds, as `reward.draw_comparisons` does."""
-    from minirlhf.reward import calibrate_tau, rank_comparisons
+def rescored(rows: list[dict], cost: float) -> list[dict]:
+    """``rows`` with their utilities scored again by a gold that costs ``cost`` a word (`gold.PER_WORD_COST`)."""
     from minirlhf.world import gold
-    from minirlhf.world.labelers import Labeler
     saved, gold.PER_WORD_COST = gold.PER_WORD_COST, cost
     try:
-        train, held = ([dict(r, utilities=[gold.utility(r["prompt"], y) for y in r["responses"]]) for r in rows]
-                       for rows in (drawn["train_rows"], drawn["held_rows"]))
+        return [dict(r, utilities=[gold.utility(r["prompt"], y) for y in r["responses"]]) for r in rows]
     finally:
         gold.PER_WORD_COST = saved
+
+
+def with_word_cost(drawn: dict, cost: float, config) -> dict:
+    """``drawn``'s very samples in a world whose gold costs ``cost`` a word: utilities scored again
+    (`rescored`), the labelers' tau calibrated again on the training pairs and every row ranked again
+    by labelers of the same seeds, as `reward.draw_comparisons` does."""
+    from minirlhf.reward import calibrate_tau, rank_comparisons
+    from minirlhf.world.labelers import Labeler
+    train, held = rescored(drawn["train_rows"], cost), rescored(drawn["held_rows"], cost)
     tau = calibrate_tau(train)
     return {"train_rows": train, "held_rows": held, "tau": tau,
             "rankings": rank_comparisons(train, Labeler(tau, seed=10 * config.seed + 1)),
@@ -338,7 +342,7 @@ def main(argv=None) -> dict:
         out["variants"]["one_labeler"] = {"train_prompts": 0, "train_s": 0.0, **one_labeler(drawn),
                                           **breakdown(drawn["heldout"], tau=drawn["tau"])}
     if args.word_cost:                                   # the same samples under other per-word costs,
-        split = with_word_cost(drawn, SPLIT_WORD_COST, config)["heldout"]   # their pairs grouped as at 0.003
+        split = rescored(drawn["held_rows"], SPLIT_WORD_COST)   # their pairs grouped as at 0.003 a word
         for cost in args.word_cost:
             world = with_word_cost(drawn, cost, config)
             out["variants"][f"word_cost_{cost:g}"] = {**train_and_measure(sft, world["rankings"], world, config, split),

@@ -24,6 +24,12 @@ from .settings import Settings, get_settings
 STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
 
 
+def configs_of(summary: dict, device: str):
+    """The SFT, RM and PPO settings `minirlhf run` used for the run of this ``summary`` (its seed and
+    fast mode) on ``device``: what a benchmark that trains a run's stages again starts from."""
+    return _stage_configs(get_settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"]))
+
+
 def _stage_configs(settings: Settings):
     """SFT, RM and PPO settings for this machine: smaller in fast mode (same steps, less work)."""
     from .ppo import PPOConfig
