@@ -308,6 +308,30 @@ def backward_step(loss, optimizer, params, max_grad_norm: float, scaler, skip_no
     return True
 
 
+def backward_step_on_device(loss, optimizer, params, max_grad_norm: float, scaler) -> torch.Tensor:
+    """``backward_step(..., skip_non_finite=True)`` without waiting for the device.
+
+    Asking whether the gradient norm is finite makes the CPU wait for the GPU to finish the
+    backward pass, and the GPU then waits for the CPU to queue the next forward pass. A fused
+    AdamW can skip a step on the device instead: ``optimizer.found_inf`` (the tensor PyTorch's
+    ``GradScaler`` hands fused optimizers) set to 1 leaves weights, moments and step count as
+    they were. Returns a 0-dim bool tensor, True where the step was taken. Other optimizers,
+    and fp16 with its gradient scaler, take the waiting path of ``backward_step``.
+    """
+    fused = all(group.get("fused") for group in optimizer.param_groups)
+    if scaler.is_enabled() or not fused:
+        return torch.tensor(backward_step(loss, optimizer, params, max_grad_norm, scaler, skip_non_finite=True))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    bad = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    optimizer.found_inf = bad.float()
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf
+    return ~bad
+
+
 class GELUTanh(torch.nn.Module):
     """GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as one PyTorch kernel."""
 

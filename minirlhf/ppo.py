@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import static_decoding
 from .lora import LoRAConfig, load_weights, unwrap
-from .models import (after_training, amp_dtype, backward_step, context_length, dropout_off, for_training,
+from .models import (after_training, amp_dtype, backward_step_on_device, context_length, dropout_off, for_training,
                      fuse_activations, grad_scaler, prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
@@ -247,13 +247,15 @@ def autocast(device, bf16: bool | None, fp16: bool | None = None):
 
 @torch.no_grad()
 def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
-            generator: torch.Generator, format_prompts: bool = True, static: bool = True) -> dict:
+            generator: torch.Generator, format_prompts: bool = True, static: bool = True,
+            compile: bool = False) -> dict:
     """Sample answers with a KV cache: prompts left-padded, logits / temperature.
 
     Returns prompt ids and mask (B, P), response ids (B, T) with pads after the first eos, and
     the sampling distribution's log-probability of each token and its entropy (B, T).
     GPT-2 models go through ``static_decoding`` (a static cache; a CUDA graph on a GPU) unless
-    ``static=False``; other models through transformers' cache, one step at a time.
+    ``static=False``; other models through transformers' cache, one step at a time. ``compile``: the
+    static decoder's step goes through ``torch.compile`` (``PPOConfig.compile``).
     """
     device = policy.device
     fuse_activations(policy)
@@ -263,7 +265,7 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     if static and static_decoding.supports(policy):
         return {"prompt_ids": ids, "prompt_mask": attn,
-                **_static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator)}
+                **_static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator, compile)}
     out = policy(input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=True,
                  **_keep(policy, 1))
     cache_name, past, full_attn = _cache_name(policy), _cache_of(out), attn
@@ -311,7 +313,7 @@ def require_room(policy, prompts: list, lengths: list[int], max_new_tokens: int)
                          f"the prompt or lower max_new_tokens (prompt {longest}: {str(prompts[longest])[:60]!r}...)")
 
 
-def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator) -> dict:
+def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator, compile=False) -> dict:
     """``rollout`` through a ``StaticDecoder``. On a GPU the prompts are left-padded to a multiple of
     16 tokens, so that a few CUDA graphs serve every batch; the pads are masked and cut off again."""
     P = ids.shape[1]
@@ -320,7 +322,7 @@ def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, g
         ids = F.pad(ids, (extra, 0), value=tokenizer.pad_token_id)
         attn = F.pad(attn, (extra, 0), value=0)
     decoder = static_decoding.decoder_for(policy, ids.shape[0], ids.shape[1], max_new_tokens, temperature,
-                                          tokenizer.pad_token_id, tokenizer.eos_token_id)
+                                          tokenizer.pad_token_id, tokenizer.eos_token_id, compile)
     return decoder.sample(ids, attn, generator)
 
 
@@ -339,7 +341,12 @@ def logprobs_of(model, batch: dict, mask: torch.Tensor, temperature: float, with
     (B, T), computed without gradient (it is a metric)."""
     ids, attn, pos = _sequence(batch, mask)
     T = batch["response_ids"].shape[1]
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **_keep(model, T)).logits
+    if static_decoding.plain_gpt2(model):                            # GPT-2: no host round trip (docs/speed.md)
+        core = unwrap(model)
+        hidden = static_decoding.hidden_states(core.transformer, ids, attn, pos)[:, -T:]
+        logits = core.lm_head(core.transformer.ln_f(hidden))
+    else:
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **_keep(model, T)).logits
     if logits.shape[1] != T:                                        # no logits_to_keep: drop the prompt's
         logits = logits[:, -T:]
     logits = logits.float()
@@ -359,8 +366,11 @@ def values_of(value_model, batch: dict, mask: torch.Tensor) -> torch.Tensor:
     ids, attn, pos = _sequence(batch, mask)
     P = batch["prompt_ids"].shape[1]
     core = unwrap(value_model)                                      # inside a LoRA wrapper, adapters active
-    hidden = core.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
-    return core.score(hidden[:, P - 1:]).squeeze(-1).float()
+    if static_decoding.plain_gpt2(core):                            # GPT-2: no host round trip (docs/speed.md)
+        hidden = core.transformer.ln_f(static_decoding.hidden_states(core.transformer, ids, attn, pos)[:, P - 1:])
+    else:
+        hidden = core.base_model(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state[:, P - 1:]
+    return core.score(hidden).squeeze(-1).float()
 
 
 def compiled_passes(compile: bool):
@@ -565,11 +575,26 @@ def _non_finite(mask: torch.Tensor, **tensors) -> list[str]:
     return out
 
 
-def _skipped_step_warning(it: int, *models) -> None:
-    """Say which weights got a NaN or inf gradient (the update was skipped, see backward_step)."""
+def _minibatches(B: int, config: PPOConfig, generator: torch.Generator, n_docs: int) -> tuple[torch.Tensor, list]:
+    """The rows of each minibatch, epoch after epoch (n, mini_batch_size), and the corpus documents
+    of each for PPO-ptx (None without it), drawn from ``generator`` in the order the loop uses them."""
+    rows, docs = [], []
+    for _ in range(config.ppo_epochs):
+        perm = torch.randperm(B, generator=generator)
+        for s in range(0, B, config.mini_batch_size):
+            rows.append(perm[s:s + config.mini_batch_size])
+            docs.append(torch.randint(n_docs, (config.ptx_batch_size,), generator=generator).tolist()
+                        if config.ptx_coef > 0 else None)
+    return torch.stack(rows), docs
+
+
+def _skipped_step_warning(it: int, skipped: int, steps: int, *models) -> None:
+    """Say how many updates a NaN or inf gradient skipped (see backward_step_on_device), and
+    which weights the last minibatch's gradient was non-finite in, if it was."""
     bad = [n for m in models for n, p in m.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-    warnings.warn(f"PPO iteration {it + 1}: non-finite gradients in {len(bad)} weights ({', '.join(bad[:4])}"
-                  f"{' ...' if len(bad) > 4 else ''}); this minibatch's update was skipped", stacklevel=2)
+    last = f"; the last one's in {len(bad)} weights ({', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''})" if bad else ""
+    warnings.warn(f"PPO iteration {it + 1}: {skipped} of {steps} minibatch updates skipped for non-finite "
+                  f"gradients{last}", stacklevel=2)
 
 
 def _label(name: str):
@@ -591,7 +616,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     with torch.no_grad():
         with amp(), _label("ppo/rollout"):
             batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, sampler,
-                            config.format_prompts)
+                            config.format_prompts, compile=config.compile)
         with amp(), _label("ppo/score"):
             old_logp, old_entropy = batch.pop("logprobs"), batch.pop("entropy")
             mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
@@ -611,50 +636,50 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         advantages, returns = gae(rewards, old_values, maskf, config.gamma, config.lam)
         advantages = whiten(advantages, maskf)
     stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "entropy",
-                             "ptx_loss", "skipped")}
+                             "ptx_loss", "stepped", "loss", "logp", "values")}
     policy.train()
     value_model.train()
-    B = len(prompts)
-    for epoch in range(config.ppo_epochs):
-        perm = torch.randperm(B, generator=generator)
-        for s in range(0, B, config.mini_batch_size):
-            mb = perm[s:s + config.mini_batch_size].to(mask.device)
-            sub = {k: v[mb] for k, v in batch.items()}
-            with amp(), _label("ppo/forward"):
-                if epoch == 0:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
-                    logp, entropy = logprobs(policy, sub, mask[mb], config.temperature, with_entropy=True)
-                    stats["entropy"].append(masked_mean(entropy, maskf[mb]))
-                else:
-                    logp = logprobs(policy, sub, mask[mb], config.temperature)
-                values = values_fn(value_model, sub, mask[mb])
-            pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
-            vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
-            loss = pg + config.vf_coef * vf
-            if config.ptx_coef > 0:
-                docs = [corpus[i] for i in torch.randint(len(corpus), (config.ptx_batch_size,),
-                                                         generator=generator).tolist()]
-                with amp():
-                    ptx = _ptx_loss(policy, tokenizer, docs, mask.device)
-                loss = loss + config.ptx_coef * ptx
-                stats["ptx_loss"].append(ptx.detach())
-            if not torch.isfinite(loss):
-                where = f"; the last good checkpoint is {ckpt_dir}" if ckpt_dir else ""
-                bad = _non_finite(mask, scores=scores, old_logp=old_logp, ref_logp=ref_logp, old_values=old_values,
-                                  advantages=advantages, returns=returns)
-                bad += _non_finite(mask[mb], logp=logp, values=values)
-                raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {pg.item():.4g}, value "
-                               f"{vf.item():.4g}; non-finite: {', '.join(bad) or 'none of its inputs'}): "
-                               f"lower lr (now {config.lr}) or raise beta{where}")
-            with _label("ppo/backward_step"):
-                stepped = backward_step(loss, optimizer, [p for g in optimizer.param_groups for p in g["params"]],
-                                        config.max_grad_norm, scaler, skip_non_finite=True)
-            if not stepped:
-                _skipped_step_warning(it, policy, value_model)
-            stats["skipped"].append(not stepped)
-            for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
-                             ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
-                             ("ratio", pg_stats["ratio"])):
-                stats[key].append(val.detach())
+    minibatches, ptx_docs = _minibatches(len(prompts), config, generator, len(corpus or ()))
+    minibatches = minibatches.to(mask.device)   # one copy for the whole loop: nothing in it waits for the device
+    per_epoch = len(minibatches) // config.ppo_epochs
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for j, mb in enumerate(minibatches):
+        sub = {k: v[mb] for k, v in batch.items()}
+        with amp(), _label("ppo/forward"):
+            if j < per_epoch:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
+                logp, entropy = logprobs(policy, sub, mask[mb], config.temperature, with_entropy=True)
+                stats["entropy"].append(masked_mean(entropy, maskf[mb]))
+            else:
+                logp = logprobs(policy, sub, mask[mb], config.temperature)
+            values = values_fn(value_model, sub, mask[mb])
+        pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
+        vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
+        loss = pg + config.vf_coef * vf
+        if ptx_docs[j] is not None:
+            with amp():
+                ptx = _ptx_loss(policy, tokenizer, [corpus[i] for i in ptx_docs[j]], mask.device)
+            loss = loss + config.ptx_coef * ptx
+            stats["ptx_loss"].append(ptx.detach())
+        with _label("ppo/backward_step"):   # a non-finite gradient skips the step on the device (no waiting)
+            stepped = backward_step_on_device(loss, optimizer, params, config.max_grad_norm, scaler)
+        for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
+                         ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
+                         ("ratio", pg_stats["ratio"]), ("stepped", stepped), ("loss", loss), ("logp", logp),
+                         ("values", values)):
+            stats[key].append(val.detach())
+    finite = torch.isfinite(torch.stack(stats["loss"]))   # the loop's first wait for the device
+    if not finite.all():
+        j = int((~finite).nonzero()[0, 0])
+        where = f"; the last good checkpoint is {ckpt_dir}" if ckpt_dir else ""
+        bad = _non_finite(mask, scores=scores, old_logp=old_logp, ref_logp=ref_logp, old_values=old_values,
+                          advantages=advantages, returns=returns)
+        bad += _non_finite(mask[minibatches[j]], logp=stats["logp"][j], values=stats["values"][j])
+        raise PPOError(f"non-finite PPO loss at iteration {it + 1} (policy {stats['pg_loss'][j].item():.4g}, value "
+                       f"{stats['vf_loss'][j].item():.4g}; non-finite: {', '.join(bad) or 'none of its inputs'}): "
+                       f"lower lr (now {config.lr}) or raise beta{where}")
+    skipped = int((~torch.stack(stats["stepped"])).sum())
+    if skipped:
+        _skipped_step_warning(it, skipped, len(minibatches), policy, value_model)
     avg = lambda key: torch.stack(stats[key]).mean().item() if stats[key] else float("nan")  # noqa: E731
     kl_sum = kl.sum(1)
     non_score = (-beta * kl).sum(1)
@@ -673,7 +698,7 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
         "val/clipfrac_avg": avg("vf_clipfrac"),
         "val/ratio": avg("ratio"),
         "val/num_eos_tokens": int(has_eos.sum()),
-        "policy/skipped_steps": sum(stats["skipped"]),
+        "policy/skipped_steps": skipped,
         "val/response_length": mask.sum(1).float().mean().item(),
     }
     if config.ptx_coef > 0:

@@ -15,6 +15,12 @@ waiting for Python to launch ~200 small kernels. Here:
 Sampling is ``ppo.rollout``'s: the inverse of softmax(logits / T)'s CDF at one uniform number
 per row, drawn from the same generator in the same order, so on the CPU (fp32) the tokens equal
 the plain loop's (``tests/test_ppo_speed.py``).
+
+``hidden_states`` is the same model code for a whole sequence at once, which PPO's scoring and
+training passes use (``ppo.logprobs_of``, ``ppo.values_of``): transformers' forward pass asks the
+GPU whether the attention mask has padding (``mask.all()``) before every pass, so the CPU waits for
+the GPU there about a dozen times per PPO iteration; here the mask is built on the device and
+nothing waits.
 """
 from __future__ import annotations
 
@@ -37,11 +43,50 @@ def supports(model) -> bool:
             and not cfg.reorder_and_upcast_attn and not getattr(cfg, "add_cross_attention", False))
 
 
+def plain_gpt2(model) -> bool:
+    """True for a GPT-2 model (LM or with a scalar head) that ``hidden_states`` computes as
+    transformers does: plain attention, no gradient checkpointing, and no dropout left on in training."""
+    core = unwrap(model)
+    cfg = getattr(core, "config", None)
+    if getattr(cfg, "model_type", None) != "gpt2" or not hasattr(core, "transformer"):
+        return False
+    dropout = core.training and any(m.p > 0 for m in core.modules() if isinstance(m, torch.nn.Dropout))
+    return (cfg.scale_attn_weights and not cfg.scale_attn_by_inverse_layer_idx and not cfg.reorder_and_upcast_attn
+            and not getattr(cfg, "add_cross_attention", False) and not getattr(core, "is_gradient_checkpointing", False)
+            and not dropout)
+
+
+def attention_mask(attn: torch.Tensor) -> torch.Tensor:
+    """(B, 1, L, L) bool: position i sees the non-pad positions j <= i; a pad position sees itself
+    too, so that no row is all masked (softmax over nothing is NaN, and NaN times a zero weight stays NaN)."""
+    i = torch.arange(attn.shape[1], device=attn.device)
+    causal = i[None, :] <= i[:, None]
+    return ((causal[None] & attn.bool()[:, None, :]) | (i[None, :] == i[:, None])[None])[:, None]
+
+
+def hidden_states(transformer, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The last block's output (B, L, C) of a ``GPT2Model`` for ids (B, L) with attention mask and
+    position ids, before ``ln_f``: the blocks' own modules, as transformers runs them (test: equal
+    outputs and gradients), with one mask for all layers and no host round trip."""
+    B, L = ids.shape
+    H = transformer.config.n_head
+    C = transformer.config.n_embd
+    mask = attention_mask(attn)
+    x = transformer.wte(ids) + transformer.wpe(pos)
+    for block in transformer.h:
+        q, k, v = block.attn.c_attn(block.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, L, H, C // H).transpose(1, 2) for t in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, L, C))
+        x = x + block.mlp(block.ln_2(x))
+    return x
+
+
 class StaticDecoder:
     """Static-cache sampler for one (model, batch size, prompt length, answer length, temperature)."""
 
     def __init__(self, model, batch: int, prompt_len: int, max_new_tokens: int, temperature: float,
-                 pad_id: int, eos_id: int, cache_dtype: torch.dtype, graph: bool):
+                 pad_id: int, eos_id: int, cache_dtype: torch.dtype, graph: bool, compile: bool = False):
         core = unwrap(model)
         cfg, device = core.config, core.lm_head.weight.device
         self._core = weakref.ref(core)          # not a strong reference: _DECODERS is keyed by the model
@@ -64,6 +109,9 @@ class StaticDecoder:
         self.logps = torch.zeros(batch, max_new_tokens, device=device)
         self.entropy = torch.zeros(batch, max_new_tokens, device=device)
         self.arange = torch.arange(self.L, device=device)
+        # compile: inductor fuses the step's element-wise work (layer norms, casts, the sampler's
+        # softmax and cumsum) into fewer kernels; the CUDA graph then replays those
+        self.step_fn = torch.compile(self._step) if compile else self._step
         self.graph = None
         if graph:
             self._capture(cache_dtype)
@@ -114,11 +162,11 @@ class StaticDecoder:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), ctx():
             for _ in range(2):
-                self._step()
+                self.step_fn()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), ctx():
-            self._step()
+            self.step_fn()
 
     # ------------------------------------------------------------------ one rollout
     @torch.no_grad()
@@ -140,7 +188,7 @@ class StaticDecoder:
         n = 0
         for n in range(1, self.T + 1):
             self.u.copy_(torch.rand(self.B, 1, generator=generator, device=device))
-            self.graph.replay() if self.graph is not None else self._step()
+            self.graph.replay() if self.graph is not None else self.step_fn()
             if bool(self.done.all()):
                 break
         return {"response_ids": self.tokens[:, :n].clone(), "logprobs": self.logps[:, :n].clone(),
@@ -148,21 +196,22 @@ class StaticDecoder:
 
 
 def decoder_for(model, batch: int, prompt_len: int, max_new_tokens: int, temperature: float, pad_id: int,
-                eos_id: int) -> StaticDecoder:
+                eos_id: int, compile: bool = False) -> StaticDecoder:
     """The model's decoder for these shapes, made once and kept on the model (a few at most).
 
     The cache holds the autocast dtype where autocast is on (bf16/fp16 on a GPU), else the
-    weights' dtype; CUDA models get a CUDA graph.
+    weights' dtype; CUDA models get a CUDA graph. ``compile``: the step goes through ``torch.compile``.
     """
     core = unwrap(model)
     device = core.lm_head.weight.device
     amp = torch.is_autocast_enabled(device.type)
     dtype = torch.get_autocast_dtype(device.type) if amp else core.lm_head.weight.dtype
-    key = (batch, prompt_len, max_new_tokens, float(temperature), pad_id, eos_id, dtype, core.lm_head.weight.data_ptr())
+    key = (batch, prompt_len, max_new_tokens, float(temperature), pad_id, eos_id, dtype, core.lm_head.weight.data_ptr(),
+           compile)
     cache = _DECODERS.setdefault(core, {})
     if key not in cache:
         if len(cache) >= 4:                     # prompt-length buckets and evaluation batch sizes: a few
             cache.pop(next(iter(cache)))
         cache[key] = StaticDecoder(model, batch, prompt_len, max_new_tokens, temperature, pad_id, eos_id, dtype,
-                                   graph=device.type == "cuda")
+                                   graph=device.type == "cuda", compile=compile)
     return cache[key]

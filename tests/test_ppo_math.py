@@ -140,3 +140,28 @@ def test_backward_step_skips_a_non_finite_gradient():
     assert torch.equal(w.detach(), torch.ones(3))
     assert backward_step((w * 2).sum(), opt, [w], 1.0, scaler, skip_non_finite=True) is True
     assert not torch.equal(w.detach(), torch.ones(3))
+
+
+def test_backward_step_on_device_skips_without_waiting_and_otherwise_steps_as_backward_step():
+    """A fused AdamW skips a NaN-gradient step on the device (``found_inf``): weights, moments and
+    step count stay as they were, and the returned flag says so. Finite steps equal ``backward_step``'s."""
+    from minirlhf.models import backward_step, backward_step_on_device, grad_scaler
+    scaler = grad_scaler("cpu", None)
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.AdamW([w], lr=0.1, fused=True)
+    assert bool(backward_step_on_device((w * 2).sum(), opt, [w], 1.0, scaler))
+    state = {k: v.clone() for k, v in opt.state[w].items()}
+    weights = w.detach().clone()
+    stepped = backward_step_on_device((w * torch.tensor([1.0, float("nan"), 1.0])).sum(), opt, [w], 1.0, scaler)
+    assert stepped.dim() == 0 and not bool(stepped)
+    assert torch.equal(w.detach(), weights) and all(torch.equal(state[k], opt.state[w][k]) for k in state)
+    assert not hasattr(opt, "found_inf")
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = (torch.optim.AdamW(m.parameters(), lr=0.1, fused=True) for m in (a, b))
+    for _ in range(4):
+        x = torch.randn(8, 4)
+        backward_step(a(x).square().sum(), opt_a, list(a.parameters()), 0.5, scaler, skip_non_finite=True)
+        backward_step_on_device(b(x).square().sum(), opt_b, list(b.parameters()), 0.5, scaler)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)

@@ -210,3 +210,71 @@ def test_cuda_graph_rollout_equals_the_same_steps_run_eagerly():
             out.append(dec.sample(ids, attn, torch.Generator(device="cuda").manual_seed(0)))
     assert torch.equal(out[0]["response_ids"], out[1]["response_ids"])
     assert torch.allclose(out[0]["logprobs"], out[1]["logprobs"], atol=1e-6)
+
+
+def test_gpt2_passes_equal_transformers_forward_pass():
+    """PPO's scoring and training passes run GPT-2's blocks through ``static_decoding.hidden_states``
+    (no host round trip): the same hidden states and gradients as transformers' forward pass,
+    with left-padded prompts and answers that end early."""
+    from minirlhf import static_decoding
+    model, tok = _model_and_tokenizer()
+    batch = rollout(model, tok, PROMPTS * 2, 16, 0.7, torch.Generator().manual_seed(2))
+    mask, _ = response_mask(batch["response_ids"], tok.eos_token_id)
+    ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], mask], 1)
+    assert not attn.bool().all()                                    # padding on both sides is tested
+    pos = _positions(attn)
+    tr = model.transformer
+    outs = []
+    for ours in (True, False):
+        model.zero_grad()
+        h = tr.ln_f(static_decoding.hidden_states(tr, ids, attn, pos)) if ours else \
+            tr(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+        (h * attn[..., None]).square().sum().backward()
+        outs.append((h * attn[..., None], tr.h[0].attn.c_attn.weight.grad.clone(), tr.wpe.weight.grad.clone()))
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert static_decoding.plain_gpt2(model)
+
+
+def test_gpt2_passes_only_where_they_compute_what_transformers_does():
+    from minirlhf import static_decoding
+    from minirlhf.models import dropout_off
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=16, n_layer=1, n_embd=16, n_head=2))
+    assert static_decoding.plain_gpt2(model.eval())
+    assert not static_decoding.plain_gpt2(model.train())            # dropout in training: transformers' pass
+    dropout_off(model)
+    assert static_decoding.plain_gpt2(model)
+    model.gradient_checkpointing_enable()
+    assert not static_decoding.plain_gpt2(model)
+
+
+def test_compiled_decoding_step_draws_the_same_tokens():
+    """`PPOConfig(compile=True)` also compiles the static decoder's step (inductor; about 12 s on a
+    CPU): the same tokens as the eager step, log-probs and entropies to 1e-4."""
+    model, tok = _model_and_tokenizer()
+    torch._dynamo.reset()
+    eager, compiled = (rollout(model, tok, PROMPTS * 2, 16, 0.7, torch.Generator().manual_seed(3), compile=c)
+                       for c in (False, True))
+    assert torch.equal(eager["response_ids"], compiled["response_ids"])
+    for key in ("logprobs", "entropy"):
+        assert torch.allclose(eager[key], compiled[key], atol=1e-4), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_compiled_step_replayed_as_a_cuda_graph_equals_it_run_directly():
+    """With compile=True the CUDA graph records inductor's kernels; replaying it must give what
+    the compiled step gives called step by step."""
+    from minirlhf import static_decoding
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=512, n_positions=128, n_layer=4, n_embd=256, n_head=4)).cuda().eval()
+    ids = torch.randint(3, 512, (8, 16), device="cuda")
+    attn = torch.ones_like(ids)
+    attn[:3, :5] = 0
+    out = []
+    for graph in (True, False):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            dec = static_decoding.StaticDecoder(model, 8, 16, 24, 1.0, 0, 1, torch.bfloat16, graph=graph, compile=True)
+            out.append(dec.sample(ids, attn, torch.Generator(device="cuda").manual_seed(0)))
+    assert torch.equal(out[0]["response_ids"], out[1]["response_ids"])
+    assert torch.allclose(out[0]["logprobs"], out[1]["logprobs"], atol=1e-6)
