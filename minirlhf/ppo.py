@@ -613,6 +613,8 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     dtype = amp_dtype(policy.device, config.bf16, config.fp16)
     amp = lambda: _autocast(policy.device, dtype)  # noqa: E731
     scaler = grad_scaler(policy.device, dtype)    # fp16 only; a pass-through otherwise
+    minibatches, ptx_docs = _minibatches(len(prompts), config, generator, len(corpus or ()))
+    minibatches = minibatches.to(policy.device)   # copied while the device is idle: later, nothing waits for it
     with torch.no_grad():
         with amp(), _label("ppo/rollout"):
             batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, sampler,
@@ -639,8 +641,6 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                              "ptx_loss", "stepped", "loss", "logp", "values")}
     policy.train()
     value_model.train()
-    minibatches, ptx_docs = _minibatches(len(prompts), config, generator, len(corpus or ()))
-    minibatches = minibatches.to(mask.device)   # one copy for the whole loop: nothing in it waits for the device
     per_epoch = len(minibatches) // config.ppo_epochs
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for j, mb in enumerate(minibatches):

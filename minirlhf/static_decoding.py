@@ -71,12 +71,14 @@ def hidden_states(transformer, ids: torch.Tensor, attn: torch.Tensor, pos: torch
     B, L = ids.shape
     H = transformer.config.n_head
     C = transformer.config.n_embd
-    mask = attention_mask(attn)
+    # without padding, the causal kernel, as transformers picks; asking costs a wait on a GPU, not on a CPU
+    causal = attn.device.type == "cpu" and bool(attn.all())
+    mask = None if causal else attention_mask(attn)
     x = transformer.wte(ids) + transformer.wpe(pos)
     for block in transformer.h:
         q, k, v = block.attn.c_attn(block.ln_1(x)).split(C, dim=2)
         q, k, v = (t.view(B, L, H, C // H).transpose(1, 2) for t in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, L, C))
         x = x + block.mlp(block.ln_2(x))
     return x

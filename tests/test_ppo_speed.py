@@ -278,3 +278,17 @@ def test_compiled_step_replayed_as_a_cuda_graph_equals_it_run_directly():
             out.append(dec.sample(ids, attn, torch.Generator(device="cuda").manual_seed(0)))
     assert torch.equal(out[0]["response_ids"], out[1]["response_ids"])
     assert torch.allclose(out[0]["logprobs"], out[1]["logprobs"], atol=1e-6)
+
+
+def test_gpt2_passes_without_padding_equal_transformers_forward_pass():
+    """No padding: the causal kernel (on a CPU, where asking is free), as transformers picks it."""
+    from minirlhf import static_decoding
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_layer=2, n_embd=32, n_head=4)).eval()
+    ids = torch.randint(64, (3, 12))
+    attn = torch.ones_like(ids)
+    pos = _positions(attn)
+    with torch.no_grad():
+        ours = model.transformer.ln_f(static_decoding.hidden_states(model.transformer, ids, attn, pos))
+        theirs = model.transformer(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+    assert torch.allclose(ours, theirs, atol=1e-5)
