@@ -1,6 +1,6 @@
 """The GPU side by side as one JSON file: what ``benchmarks/gpu_session.sh`` left in its folder
-(env.txt, bench_minirlhf.json, bench_trl.json, profile.md, and bench_minirlhf_compile.json
-when the compiled passes were measured too) -> data/results/ppo_speed_gpu.json.
+(env.txt, bench_minirlhf.json, bench_trl.json, profile.md, and the other bench_*.json runs of
+ppo_speed.py as "variants") -> data/results/ppo_speed_gpu.json.
 
     python benchmarks/gpu_results.py /path/to/session/folder [--out data/results/ppo_speed_gpu.json]
 """
@@ -21,8 +21,12 @@ def collect(folder: str | Path) -> dict:
     commit = next((line.split()[1] for line in env if line.startswith("commit ")), None)
     profile = folder / "profile.md"
     parts = [line for line in profile.read_text().splitlines() if line.startswith("| ppo/")] if profile.exists() else []
-    compiled = folder / "bench_minirlhf_compile.json"
-    compiled = last_json_line(compiled.read_text(), str(compiled)) if compiled.exists() and compiled.stat().st_size else None
+    variants = {}                # the other runs of ppo_speed.py in the session: --compile, --no-cuda-graphs, a baseline
+    for path in sorted(folder.glob("bench_*.json")):
+        name = path.stem.removeprefix("bench_").removeprefix("minirlhf_")
+        if name not in ("minirlhf", "trl") and path.stat().st_size:
+            run = last_json_line(path.read_text(), str(path))
+            variants[name] = {**run, "speedup": round(trl["iter_s_median"] / run["iter_s_median"], 2)}
     return {
         "made_by": {"command": "bash benchmarks/gpu_session.sh (benchmarks/ppo_speed.py, then TRL's trl_ppo_anchor.py, "
                                "one after the other on the same GPU); benchmarks/gpu_results.py",
@@ -32,8 +36,7 @@ def collect(folder: str | Path) -> dict:
         "speedup": round(trl["iter_s_median"] / ours["iter_s_median"], 2),
         "peak_memory_ratio": round(ours["peak_gpu_GiB"] / trl["peak_gpu_GiB"], 2),
         "profile_one_iteration": parts,
-        "minirlhf_compile": compiled,
-        "speedup_compile": round(trl["iter_s_median"] / compiled["iter_s_median"], 2) if compiled else None,
+        "variants": variants,
     }
 
 
@@ -46,5 +49,4 @@ if __name__ == "__main__":
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{args.out}: minirlhf {result['minirlhf']['iter_s_median']} s/it, TRL {result['trl']['iter_s_median']} s/it, "
           f"{result['speedup']}x, peak memory {result['peak_memory_ratio']}x"
-          + (f"; compiled {result['minirlhf_compile']['iter_s_median']} s/it, {result['speedup_compile']}x"
-             if result["minirlhf_compile"] else ""))
+          + "".join(f"; {name} {v['iter_s_median']} s/it, {v['speedup']}x" for name, v in result["variants"].items()))

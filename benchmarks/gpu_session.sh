@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One GPU session, in one command: minirlhf's PPO benchmark and TRL's anchor on the same GPU,
-# one after the other, an older checkout's benchmark (BASELINE) for an A/B, the compiled passes,
+# one after the other, an older checkout's benchmark (BASELINE) for an A/B, the same without CUDA
+# graphs (--no-cuda-graphs), the compiled passes (COMPILE=0 skips them),
 # the CUDA-only tests, a profile of one minirlhf iteration, the scaling grid (GRID=1), then the
 # size ladder (`minirlhf ladder`), its largest size pretrained first at several settings
 # (benchmarks/pretrain_sweep.py). Results land in $OUT: env.txt, bench_minirlhf.json,
-# bench_trl.json, bench_baseline.json, bench_minirlhf_compile.json (PPOConfig(compile=True)),
+# bench_trl.json, bench_baseline.json, bench_no_graphs.json, bench_minirlhf_compile.json (PPOConfig(compile=True)),
 # profile.md, grid.txt, sweep.json, ladder.json, logs.txt; benchmarks/gpu_results.py gathers them.
 #
 #   OUT=/tmp/gpu WHEELS=.whl ANCHOR=../shared/bench/trl_ppo_anchor.py bash benchmarks/gpu_session.sh
@@ -51,7 +52,8 @@ fi
 # BASELINE: an older checkout's copy (its minirlhf/ and benchmarks/), measured the same way for an A/B
 if [ -n "${BASELINE:-}" ]; then PYTHONPATH="$BASELINE:$PYTHONPATH" bench baseline 150 "$BASELINE/benchmarks/ppo_speed.py"; fi
 if [ "${BENCH:-1}" = 1 ]; then
-  bench minirlhf_compile 240 "$ROOT/benchmarks/ppo_speed.py" --compile
+  bench no_graphs 150 "$ROOT/benchmarks/ppo_speed.py" --no-cuda-graphs
+  [ "${COMPILE:-1}" = 1 ] && bench minirlhf_compile 240 "$ROOT/benchmarks/ppo_speed.py" --compile
   log "CUDA-only tests"
   timeout 150 python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/test_ppo_speed.py" -k cuda >> "$OUT/logs.txt" 2>&1; tail -n 3 "$OUT/logs.txt"
   log "one profiled minirlhf iteration"

@@ -5,6 +5,7 @@
     python benchmarks/ppo_speed.py --device cpu    # CPU: 4x128, batch 16, 32 + 32 tokens, fp32
     python benchmarks/ppo_speed.py --device cpu --grid   # the scaling table of docs/speed.md
     python benchmarks/ppo_speed.py --compile       # PPOConfig(compile=True)
+    python benchmarks/ppo_speed.py --no-cuda-graphs   # PPOConfig(cuda_graphs=False): each update launched op by op
 
 Four separate GPT-2 models with random weights (policy, reference, value, reward) and a BPE
 tokenizer trained on random words, as in the anchor; 4 PPO epochs, one minibatch, the full
@@ -22,6 +23,7 @@ import random
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,7 +66,7 @@ def models(tokenizer, n_layer: int, n_embd: int, n_head: int):
 
 
 def main(argv=None) -> dict:
-    from minirlhf.ppo import LearnedReward, PPOConfig, train_ppo
+    from minirlhf.ppo import LearnedReward, PPOConfig, train_ppo, use_cuda_graphs
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--iterations", type=int, default=8)
@@ -77,6 +79,8 @@ def main(argv=None) -> dict:
     p.add_argument("--compile", action="store_true",
                    help="PPOConfig(compile=True): scoring and training passes through torch.compile (compiling "
                         "happens in the first iteration, outside the median)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="PPOConfig(cuda_graphs=False): the minibatch updates run op by op, not as a replayed CUDA graph")
     args = p.parse_args(argv)
     if args.grid:
         return grid(args)
@@ -90,7 +94,8 @@ def main(argv=None) -> dict:
     policy, ref, value, reward = models(tokenizer, **size)
     config = PPOConfig(iterations=args.iterations, batch_size=batch, mini_batch_size=batch, ppo_epochs=4,
                        lr=1e-5, temperature=1.0, max_new_tokens=response, save_every=0, device=args.device,
-                       format_prompts=False, bf16=not cpu, compile=args.compile)
+                       format_prompts=False, bf16=not cpu, compile=args.compile,
+                       cuda_graphs=False if args.no_cuda_graphs else None)
     stamps = []
     if not cpu:
         torch.cuda.reset_peak_memory_stats()
@@ -105,8 +110,14 @@ def main(argv=None) -> dict:
             prof.start() if len(stamps) == 4 else (prof.stop(), write_profile(prof, cpu, args.profile))
 
     t0 = time.perf_counter()
-    train_ppo(policy, ref, value, LearnedReward(reward.to(args.device), tokenizer, format_prompts=False), tokenizer,
-              prompts, config, callback=clock, progress=False, gold=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_ppo(policy, ref, value, LearnedReward(reward.to(args.device), tokenizer, format_prompts=False), tokenizer,
+                  prompts, config, callback=clock, progress=False, gold=False)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    graphs = (use_cuda_graphs(config, policy, value, None if cpu else torch.bfloat16)   # asked for, and recorded
+              and not any("could not be recorded" in str(w.message) for w in caught))
     gaps = [b - a for a, b in zip([t0] + stamps[:-1], stamps)]
     steady = gaps[2:] or gaps
     median = statistics.median(steady)
@@ -114,7 +125,8 @@ def main(argv=None) -> dict:
            "precision": "fp32" if cpu else "bf16 autocast", "torch": torch.__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads(), "size": size,
            "params_M": round(sum(x.numel() for x in policy.parameters()) / 1e6, 1), "batch": batch, "prompt": 32,
-           "response": response, "ppo_epochs": 4, "compile": args.compile, "iter_s_median": round(median, 3),
+           "response": response, "ppo_epochs": 4, "compile": args.compile, "cuda_graphs": graphs,
+           "iter_s_median": round(median, 3),
            "episodes_per_s": round(batch / median, 1), "iter_s_all": [round(g, 3) for g in gaps],
            "peak_gpu_GiB": None if cpu else round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     print(json.dumps(out))

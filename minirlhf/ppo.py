@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import static_decoding
+from .step_graph import StepGraph
 from .lora import LoRAConfig, load_weights, unwrap
 from .models import (after_training, amp_dtype, backward_step_on_device, context_length, dropout_off, for_training,
                      fuse_activations, grad_scaler, prompt_text)
@@ -72,6 +73,8 @@ class PPOConfig:
     compile: bool = False           # torch.compile the scoring and training passes (`compiled_passes`): fused
                                     # kernels, fewer launches. Off: compiling takes ~20 s per shape on a CPU
                                     # and its GPU gain is not yet measured (docs/speed.md)
+    cuda_graphs: bool | None = None  # each minibatch update replayed as one CUDA graph (`step_graph`); None: on a
+                                    # GPU for GPT-2 models without LoRA, PPO-ptx, fp16, compile or checkpointing
     seed: int = 0
     device: str | None = None       # None: where the policy is (train_ppo); run_ppo: the machine's GPU, else CPU
 
@@ -534,6 +537,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
             kl_ctl.beta = beta
     end = config.iterations if stop_after is None else min(config.iterations, start + stop_after)
     passes = compiled_passes(config.compile)
+    graphs = {}                                       # (prompt, answer length) -> StepGraph, with config.cuda_graphs
     t0 = time.perf_counter()
     bar = tqdm(total=config.iterations, initial=start, desc="PPO", disable=not progress)
     for it in range(start, end):
@@ -542,7 +546,7 @@ def train_ppo(policy, ref_policy, value_model, reward_fn: Callable, tokenizer, p
         batch_prompts = [prompts[i] for i in idx]
         metrics, samples = _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, batch_prompts,
                                       config, beta, optimizer, (generator, sampler), corpus, gold, it, ckpt_dir,
-                                      passes)
+                                      passes, graphs)
         if kl_ctl:
             beta = kl_ctl.update(metrics["objective/kl"], config.batch_size)
         metrics.update({"stage": "ppo", "step": it + 1, "episode": (it + 1) * config.batch_size,
@@ -602,10 +606,89 @@ def _label(name: str):
     return torch.profiler.record_function(name)
 
 
+def use_cuda_graphs(config: PPOConfig, policy, value_model, dtype) -> bool:
+    """Whether ``config.cuda_graphs`` (None: decide) records the minibatch update as a CUDA graph:
+    on a GPU, for GPT-2 models that ``static_decoding.hidden_states`` runs (`plain_gpt2`), without
+    LoRA, PPO-ptx, fp16's gradient scaler, compiled passes or gradient checkpointing. True on a CPU
+    runs the same buffers and padding eagerly (for tests)."""
+    if config.cuda_graphs is not None:
+        return config.cuda_graphs
+    return (policy.device.type == "cuda" and dtype != torch.float16 and config.lora is None
+            and config.ptx_coef == 0 and not config.compile and not config.gradient_checkpointing
+            and static_decoding.plain_gpt2(policy) and static_decoding.plain_gpt2(value_model))
+
+
+def _pad_for_graphs(batch: dict, tokenizer, max_new_tokens: int) -> dict:
+    """The rollout padded to shapes that repeat, so that a few recorded updates serve a whole run:
+    prompts on the left to a multiple of 16 tokens, answers on the right to ``max_new_tokens``
+    (pad tokens, log-prob and entropy 0; the answers all ended before, so no mask changes)."""
+    P, T = batch["prompt_ids"].shape[1], batch["response_ids"].shape[1]
+    left, right = -P % 16, max_new_tokens - T
+    return {"prompt_ids": F.pad(batch["prompt_ids"], (left, 0), value=tokenizer.pad_token_id),
+            "prompt_mask": F.pad(batch["prompt_mask"], (left, 0), value=0),
+            "response_ids": F.pad(batch["response_ids"], (0, right), value=tokenizer.pad_token_id),
+            "logprobs": F.pad(batch["logprobs"], (0, right)), "entropy": F.pad(batch["entropy"], (0, right))}
+
+
+def _update(policy, value_model, optimizer, passes, mb: dict, config: PPOConfig, amp, scaler, with_entropy: bool,
+            scale: torch.Tensor | None = None, ptx_docs: list[str] | None = None, tokenizer=None) -> dict:
+    """One minibatch update: the policy's and value model's passes, their clipped losses (plus
+    PPO-ptx's with ``ptx_docs``), backward, clip, AdamW. ``mb`` holds the minibatch's rows of the
+    batch and of the rollout's statistics; ``scale`` multiplies the loss (`step_graph`'s warm-up).
+    Returns the losses and statistics, detached; nothing here waits for the device."""
+    logprobs, values_fn = passes
+    with amp():
+        if with_entropy:
+            logp, entropy = logprobs(policy, mb, mb["mask"], config.temperature, with_entropy=True)
+        else:
+            logp = logprobs(policy, mb, mb["mask"], config.temperature)
+        values = values_fn(value_model, mb, mb["mask"])
+    pg, pg_stats = policy_loss(logp, mb["old_logp"], mb["advantages"], mb["maskf"], config.cliprange)
+    vf, vf_stats = value_loss(values, mb["old_values"], mb["returns"], mb["maskf"], config.cliprange_value)
+    loss = pg + config.vf_coef * vf
+    out = {"pg_loss": pg, "vf_loss": vf, "pg_clipfrac": pg_stats["clipfrac"], "vf_clipfrac": vf_stats["clipfrac"],
+           "approxkl": pg_stats["approxkl"], "ratio": pg_stats["ratio"], "logp": logp, "values": values}
+    if with_entropy:
+        out["entropy"] = masked_mean(entropy, mb["maskf"])
+    if ptx_docs is not None:
+        with amp():
+            out["ptx_loss"] = _ptx_loss(policy, tokenizer, ptx_docs, logp.device)
+        loss = loss + config.ptx_coef * out["ptx_loss"]
+    if scale is not None:
+        loss = loss * scale
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    out["stepped"] = backward_step_on_device(loss, optimizer, params, config.max_grad_norm, scaler)   # no waiting
+    out["loss"] = loss
+    return {k: v.detach() for k, v in out.items()}
+
+
+def _step_graph(graphs: dict, policy, value_model, optimizer, passes, config: PPOConfig, dtype, scaler,
+                example: dict) -> StepGraph:
+    """The run's recorded update for the shapes of ``example`` (one minibatch), made at first use;
+    a few shapes at most, since each holds its activations' memory. Autocast's weight-cast cache
+    stays off: a recording must not keep casts made outside it."""
+    shape = (example["prompt_ids"].shape[1], example["response_ids"].shape[1])
+    if shape not in graphs:
+        if len(graphs) >= 4:
+            graphs.pop(next(iter(graphs)))
+
+        def amp():
+            return torch.autocast(policy.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None,
+                                  cache_enabled=False)
+
+        def update(mb: dict, scale: torch.Tensor) -> dict:
+            return _update(policy, value_model, optimizer, passes, mb, config, amp, scaler, True, scale)
+
+        graphs[shape] = StepGraph(update, example, optimizer, graph=policy.device.type == "cuda")
+    return graphs[shape]
+
+
 def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, beta, optimizer,
-               generators, corpus, gold, it, ckpt_dir, passes=(logprobs_of, values_of)) -> tuple[dict, list[dict]]:
+               generators, corpus, gold, it, ckpt_dir, passes=(logprobs_of, values_of), graphs=None
+               ) -> tuple[dict, list[dict]]:
     """One PPO iteration: rollout, score, advantages, then `ppo_epochs` passes of updates.
-    ``passes``: the (possibly compiled) ``logprobs_of`` and ``values_of`` (`compiled_passes`)."""
+    ``passes``: the (possibly compiled) ``logprobs_of`` and ``values_of`` (`compiled_passes`);
+    ``graphs``: the run's recorded minibatch updates by shape (`use_cuda_graphs`)."""
     generator, sampler = generators
     logprobs, values_fn = passes
     policy.eval()
@@ -613,12 +696,15 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     dtype = amp_dtype(policy.device, config.bf16, config.fp16)
     amp = lambda: _autocast(policy.device, dtype)  # noqa: E731
     scaler = grad_scaler(policy.device, dtype)    # fp16 only; a pass-through otherwise
+    graphed = graphs is not None and use_cuda_graphs(config, policy, value_model, dtype)
     minibatches, ptx_docs = _minibatches(len(prompts), config, generator, len(corpus or ()))
     minibatches = minibatches.to(policy.device)   # copied while the device is idle: later, nothing waits for it
     with torch.no_grad():
         with amp(), _label("ppo/rollout"):
             batch = rollout(policy, tokenizer, prompts, config.max_new_tokens, config.temperature, sampler,
                             config.format_prompts, compile=config.compile)
+            if graphed:
+                batch = _pad_for_graphs(batch, tokenizer, config.max_new_tokens)
         with amp(), _label("ppo/score"):
             old_logp, old_entropy = batch.pop("logprobs"), batch.pop("entropy")
             mask, has_eos = response_mask(batch["response_ids"], tokenizer.eos_token_id)
@@ -641,32 +727,24 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
                              "ptx_loss", "stepped", "loss", "logp", "values")}
     policy.train()
     value_model.train()
+    source = {**batch, "mask": mask, "maskf": maskf, "old_logp": old_logp, "old_values": old_values,
+              "advantages": advantages, "returns": returns}
+    if graphed:
+        step = _step_graph(graphs, policy, value_model, optimizer, passes, config, dtype, scaler,
+                           {k: v[minibatches[0]] for k, v in source.items()})
     per_epoch = len(minibatches) // config.ppo_epochs
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    for j, mb in enumerate(minibatches):
-        sub = {k: v[mb] for k, v in batch.items()}
-        with amp(), _label("ppo/forward"):
-            if j < per_epoch:  # the entropy metric on the first pass over the batch: it costs a vocabulary-wide exp
-                logp, entropy = logprobs(policy, sub, mask[mb], config.temperature, with_entropy=True)
-                stats["entropy"].append(masked_mean(entropy, maskf[mb]))
+    for j, rows in enumerate(minibatches):
+        with _label("ppo/update"):
+            if graphed:                       # the entropy is measured on every pass; kept from the first
+                out = step(source, rows)
             else:
-                logp = logprobs(policy, sub, mask[mb], config.temperature)
-            values = values_fn(value_model, sub, mask[mb])
-        pg, pg_stats = policy_loss(logp, old_logp[mb], advantages[mb], maskf[mb], config.cliprange)
-        vf, vf_stats = value_loss(values, old_values[mb], returns[mb], maskf[mb], config.cliprange_value)
-        loss = pg + config.vf_coef * vf
-        if ptx_docs[j] is not None:
-            with amp():
-                ptx = _ptx_loss(policy, tokenizer, [corpus[i] for i in ptx_docs[j]], mask.device)
-            loss = loss + config.ptx_coef * ptx
-            stats["ptx_loss"].append(ptx.detach())
-        with _label("ppo/backward_step"):   # a non-finite gradient skips the step on the device (no waiting)
-            stepped = backward_step_on_device(loss, optimizer, params, config.max_grad_norm, scaler)
-        for key, val in (("pg_loss", pg), ("vf_loss", vf), ("pg_clipfrac", pg_stats["clipfrac"]),
-                         ("vf_clipfrac", vf_stats["clipfrac"]), ("approxkl", pg_stats["approxkl"]),
-                         ("ratio", pg_stats["ratio"]), ("stepped", stepped), ("loss", loss), ("logp", logp),
-                         ("values", values)):
-            stats[key].append(val.detach())
+                docs = None if ptx_docs[j] is None else [corpus[i] for i in ptx_docs[j]]
+                out = _update(policy, value_model, optimizer, passes, {k: v[rows] for k, v in source.items()},
+                              config, amp, scaler, j < per_epoch, ptx_docs=docs, tokenizer=tokenizer)
+        if j >= per_epoch:
+            out.pop("entropy", None)
+        for name, val in out.items():
+            stats[name].append(val)
     finite = torch.isfinite(torch.stack(stats["loss"]))   # the loop's first wait for the device
     if not finite.all():
         j = int((~finite).nonzero()[0, 0])

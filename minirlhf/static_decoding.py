@@ -51,9 +51,11 @@ def plain_gpt2(model) -> bool:
     if getattr(cfg, "model_type", None) != "gpt2" or not hasattr(core, "transformer"):
         return False
     dropout = core.training and any(m.p > 0 for m in core.modules() if isinstance(m, torch.nn.Dropout))
+    checkpointing = getattr(core, "is_activation_checkpointing", None)       # transformers >= 5.2x
+    if checkpointing is None:
+        checkpointing = getattr(core, "is_gradient_checkpointing", False)
     return (cfg.scale_attn_weights and not cfg.scale_attn_by_inverse_layer_idx and not cfg.reorder_and_upcast_attn
-            and not getattr(cfg, "add_cross_attention", False) and not getattr(core, "is_gradient_checkpointing", False)
-            and not dropout)
+            and not getattr(cfg, "add_cross_attention", False) and not checkpointing and not dropout)
 
 
 def attention_mask(attn: torch.Tensor) -> torch.Tensor:
@@ -155,6 +157,7 @@ class StaticDecoder:
         self.slot += 1
         self.step += 1
 
+    @torch.no_grad()
     def _capture(self, cache_dtype: torch.dtype) -> None:
         """Record one step as a CUDA graph (after two warm-up steps on a side stream, as CUDA
         graphs require). Autocast's weight-cast cache must be off while capturing."""

@@ -292,3 +292,102 @@ def test_gpt2_passes_without_padding_equal_transformers_forward_pass():
         ours = model.transformer.ln_f(static_decoding.hidden_states(model.transformer, ids, attn, pos))
         theirs = model.transformer(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def _update_setup(device: str):
+    """A policy and value model (GPT-2, 2 layers), their fused AdamW and one batch of PPO inputs."""
+    from transformers import GPT2ForSequenceClassification
+    from minirlhf.ppo import PPOConfig, ppo_optimizer
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=64, n_positions=64, n_layer=2, n_embd=32, n_head=4, attn_pdrop=0.0, resid_pdrop=0.0,
+                     embd_pdrop=0.0)
+    policy = GPT2LMHeadModel(cfg).to(device)
+    value = GPT2ForSequenceClassification(GPT2Config(**{**cfg.to_dict(), "num_labels": 1})).to(device)
+    optimizer = ppo_optimizer([policy, value], 1e-3, torch.device(device))
+    B, P, T = 8, 16, 12
+    mask = (torch.arange(T)[None] < torch.randint(4, T + 1, (B, 1))).long()
+    source = {"prompt_ids": torch.randint(64, (B, P)), "prompt_mask": torch.ones(B, P, dtype=torch.long),
+              "response_ids": torch.randint(64, (B, T)), "mask": mask, "maskf": mask.float(),
+              "old_logp": -4 + torch.randn(B, T) * 0.1, "old_values": torch.randn(B, T),
+              "advantages": torch.randn(B, T), "returns": torch.randn(B, T)}
+    source["prompt_mask"][:2, :5] = 0
+    return policy, value, optimizer, {k: v.to(device) for k, v in source.items()}, PPOConfig(temperature=0.7)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_minibatch_update_replayed_as_a_cuda_graph_equals_it_run_eagerly():
+    """`step_graph.StepGraph` records PPO's whole minibatch update (passes, losses, backward, clip,
+    fused AdamW) once and replays it: the same weights and statistics as the same updates run
+    eagerly (fp32, so the kernels are the same), and its NaN warm-up runs change nothing."""
+    import contextlib
+    from minirlhf.models import grad_scaler
+    from minirlhf.ppo import _update, logprobs_of, values_of
+    from minirlhf.step_graph import StepGraph
+    runs = []
+    for graph in (True, False):
+        policy, value, optimizer, source, config = _update_setup("cuda")
+        scaler = grad_scaler("cuda", None)
+
+        def update(mb, scale):
+            return _update(policy, value, optimizer, (logprobs_of, values_of), mb, config, contextlib.nullcontext,
+                           scaler, True, scale)
+
+        step = StepGraph(update, {k: v[:4] for k, v in source.items()}, optimizer, graph=graph)
+        outs = [step(source, rows) for rows in (torch.arange(4), torch.arange(4, 8), torch.arange(2, 6))
+                for rows in [rows.cuda()]]
+        assert (step.graph is not None) == graph
+        runs.append((outs, [p.detach().clone() for p in policy.parameters()]))
+    (g_outs, g_weights), (e_outs, e_weights) = runs
+    for a, b in zip(g_weights, e_weights):
+        assert torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(g_outs, e_outs):
+        for k in ("pg_loss", "vf_loss", "entropy", "stepped"):
+            assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
+def test_minibatch_update_over_fixed_buffers_equals_the_plain_update():
+    """On a CPU `StepGraph` runs the update eagerly over its fixed buffers: the same weights as
+    `_update` on the sliced minibatch; a NaN loss scale (the warm-up runs) changes no weight."""
+    import contextlib
+    from minirlhf.models import grad_scaler
+    from minirlhf.ppo import _update, logprobs_of, values_of
+    from minirlhf.step_graph import StepGraph
+    weights = []
+    for buffered in (True, False):
+        policy, value, optimizer, source, config = _update_setup("cpu")
+        scaler = grad_scaler("cpu", None)
+
+        def update(mb, scale=None):
+            return _update(policy, value, optimizer, (logprobs_of, values_of), mb, config, contextlib.nullcontext,
+                           scaler, True, scale)
+
+        step = StepGraph(update, {k: v[:4] for k, v in source.items()}, optimizer, graph=False)
+        before = [p.detach().clone() for p in policy.parameters()]
+        step.scale.fill_(float("nan"))
+        assert not bool(step(source, torch.arange(4))["stepped"])
+        assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+        step.scale.fill_(1.0)
+        for rows in (torch.arange(4), torch.arange(4, 8)):
+            if buffered:
+                assert bool(step(source, rows)["stepped"])
+            else:
+                update({k: v[rows] for k, v in source.items()})
+        weights.append([p.detach().clone() for p in policy.parameters()])
+    for a, b in zip(*weights):
+        assert torch.equal(a, b)
+
+
+def test_rollout_padding_for_graphs_keeps_every_token_and_mask():
+    """Padding the rollout to max_new_tokens (the answers all ended before it) keeps every mask."""
+    from minirlhf.ppo import _pad_for_graphs
+    model, tok = _model_and_tokenizer()
+    batch = rollout(model, tok, PROMPTS, 40, 0.7, torch.Generator().manual_seed(0))
+    P, T = batch["prompt_ids"].shape[1], batch["response_ids"].shape[1]
+    assert T < 40                                                   # the answers ended: there is padding to add
+    padded = _pad_for_graphs(dict(batch), tok, 40)
+    assert padded["prompt_ids"].shape[1] % 16 == 0 and padded["response_ids"].shape[1] == 40
+    assert torch.equal(padded["prompt_ids"][:, -P:], batch["prompt_ids"])
+    assert torch.equal(padded["prompt_mask"].sum(1), batch["prompt_mask"].sum(1))
+    assert torch.equal(padded["response_ids"][:, :T], batch["response_ids"])
+    mask, padded_mask = (response_mask(b["response_ids"], tok.eos_token_id)[0] for b in (batch, padded))
+    assert torch.equal(padded_mask[:, :T], mask) and not padded_mask[:, T:].any()
