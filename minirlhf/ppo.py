@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import static_decoding
-from .step_graph import StepGraph
 from .lora import LoRAConfig, load_weights, unwrap
 from .models import (after_training, amp_dtype, backward_step_on_device, context_length, dropout_off, for_training,
                      fuse_activations, grad_scaler, prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
+from .step_graph import StepGraph
 
 
 @dataclass
@@ -635,7 +635,8 @@ def _update(policy, value_model, optimizer, passes, mb: dict, config: PPOConfig,
     """One minibatch update: the policy's and value model's passes, their clipped losses (plus
     PPO-ptx's with ``ptx_docs``), backward, clip, AdamW. ``mb`` holds the minibatch's rows of the
     batch and of the rollout's statistics; ``scale`` multiplies the loss (`step_graph`'s warm-up).
-    Returns the losses and statistics, detached; nothing here waits for the device."""
+    Returns the losses and statistics, detached. Nothing here waits for the device (PPO-ptx's
+    tokenising and pass aside, and `backward_step_on_device`'s fallback for other optimizers)."""
     logprobs, values_fn = passes
     with amp():
         if with_entropy:

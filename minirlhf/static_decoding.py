@@ -51,7 +51,7 @@ def plain_gpt2(model) -> bool:
     if getattr(cfg, "model_type", None) != "gpt2" or not hasattr(core, "transformer"):
         return False
     dropout = core.training and any(m.p > 0 for m in core.modules() if isinstance(m, torch.nn.Dropout))
-    checkpointing = getattr(core, "is_activation_checkpointing", None)       # transformers >= 5.2x
+    checkpointing = getattr(core, "is_activation_checkpointing", None)       # transformers' newer name
     if checkpointing is None:
         checkpointing = getattr(core, "is_gradient_checkpointing", False)
     return (cfg.scale_attn_weights and not cfg.scale_attn_by_inverse_layer_idx and not cfg.reorder_and_upcast_attn
