@@ -153,7 +153,8 @@ def limits_config():
 
 def test_gpu_results_gathers_a_session_folder(tmp_path):
     """benchmarks/gpu_results.py turns gpu_session.sh's files into one record: the last JSON line
-    of each benchmark (TRL logs before it), the ratios, the commit and the profile's parts."""
+    of each benchmark (TRL logs before it), the ratios, the commit, the profile's parts and the
+    other runs of ppo_speed.py (--compile, --no-cuda-graphs ...) with their ratios."""
     gpu = _script("gpu_results")
     (tmp_path / "env.txt").write_text("NVIDIA H200, 143771 MiB, 580\ncommit abc123\n3.12.3 2.11.0 5.17.0\n")
     (tmp_path / "bench_minirlhf.json").write_text(json.dumps({"iter_s_median": 0.5, "peak_gpu_GiB": 8.0}) + "\n")
@@ -164,9 +165,13 @@ def test_gpu_results_gathers_a_session_folder(tmp_path):
     assert out["speedup"] == 4.0 and out["peak_memory_ratio"] == 0.5
     assert out["made_by"]["commit"] == "abc123" and out["made_by"]["gpu"].startswith("NVIDIA H200")
     assert out["profile_one_iteration"] == ["| ppo/rollout | 1.0 | 2.0 |"]
-    assert out["minirlhf_compile"] is None and out["speedup_compile"] is None
+    assert out["variants"] == {}
     (tmp_path / "bench_minirlhf_compile.json").write_text(json.dumps({"iter_s_median": 0.4, "peak_gpu_GiB": 7.0}) + "\n")
-    assert gpu.collect(tmp_path)["speedup_compile"] == 5.0
+    (tmp_path / "bench_no_graphs.json").write_text(json.dumps({"iter_s_median": 1.0, "peak_gpu_GiB": 8.0}) + "\n")
+    (tmp_path / "bench_baseline.json").write_text("")                     # a run that printed nothing
+    variants = gpu.collect(tmp_path)["variants"]
+    assert sorted(variants) == ["compile", "no_graphs"]
+    assert variants["compile"]["speedup"] == 5.0 and variants["no_graphs"]["speedup"] == 2.0
 
 
 def test_pretrain_sweep_parses_settings_and_names_a_bad_key():
