@@ -319,14 +319,17 @@ def require_room(policy, prompts: list, lengths: list[int], max_new_tokens: int)
 def _static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator, compile=False) -> dict:
     """``rollout`` through a ``StaticDecoder``. On a GPU the prompts are left-padded to a multiple of
     16 tokens, so that a few CUDA graphs serve every batch; the pads are masked and cut off again."""
-    P = ids.shape[1]
-    if ids.is_cuda and P % 16:
-        extra = 16 - P % 16
-        ids = F.pad(ids, (extra, 0), value=tokenizer.pad_token_id)
-        attn = F.pad(attn, (extra, 0), value=0)
+    if ids.is_cuda:
+        ids, attn = _left_pad_to_16(ids, attn, tokenizer.pad_token_id)
     decoder = static_decoding.decoder_for(policy, ids.shape[0], ids.shape[1], max_new_tokens, temperature,
                                           tokenizer.pad_token_id, tokenizer.eos_token_id, compile)
     return decoder.sample(ids, attn, generator)
+
+
+def _left_pad_to_16(ids: torch.Tensor, attn: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts (B, P) left-padded to a multiple of 16 tokens, masked: a few shapes serve every batch."""
+    left = -ids.shape[1] % 16
+    return F.pad(ids, (left, 0), value=pad_id), F.pad(attn, (left, 0), value=0)
 
 
 def _sequence(batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -622,10 +625,9 @@ def _pad_for_graphs(batch: dict, tokenizer, max_new_tokens: int) -> dict:
     """The rollout padded to shapes that repeat, so that a few recorded updates serve a whole run:
     prompts on the left to a multiple of 16 tokens, answers on the right to ``max_new_tokens``
     (pad tokens, log-prob and entropy 0; the answers all ended before, so no mask changes)."""
-    P, T = batch["prompt_ids"].shape[1], batch["response_ids"].shape[1]
-    left, right = -P % 16, max_new_tokens - T
-    return {"prompt_ids": F.pad(batch["prompt_ids"], (left, 0), value=tokenizer.pad_token_id),
-            "prompt_mask": F.pad(batch["prompt_mask"], (left, 0), value=0),
+    right = max_new_tokens - batch["response_ids"].shape[1]
+    prompt_ids, prompt_mask = _left_pad_to_16(batch["prompt_ids"], batch["prompt_mask"], tokenizer.pad_token_id)
+    return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
             "response_ids": F.pad(batch["response_ids"], (0, right), value=tokenizer.pad_token_id),
             "logprobs": F.pad(batch["logprobs"], (0, right)), "entropy": F.pad(batch["entropy"], (0, right))}
 
@@ -664,11 +666,11 @@ def _update(policy, value_model, optimizer, passes, mb: dict, config: PPOConfig,
 
 
 def _step_graph(graphs: dict, policy, value_model, optimizer, passes, config: PPOConfig, dtype, scaler,
-                example: dict) -> StepGraph:
-    """The run's recorded update for the shapes of ``example`` (one minibatch), made at first use;
-    a few shapes at most, since each holds its activations' memory. Autocast's weight-cast cache
-    stays off: a recording must not keep casts made outside it."""
-    shape = (example["prompt_ids"].shape[1], example["response_ids"].shape[1])
+                source: dict, rows: torch.Tensor) -> StepGraph:
+    """The run's recorded update for the shapes of ``source`` (the batch), made at first use with
+    its ``rows`` as the example minibatch; a few shapes at most, since each holds its activations'
+    memory. Autocast's weight-cast cache stays off: a recording must not keep casts made outside it."""
+    shape = (source["prompt_ids"].shape[1], source["response_ids"].shape[1])
     if shape not in graphs:
         if len(graphs) >= 4:
             graphs.pop(next(iter(graphs)))
@@ -680,7 +682,8 @@ def _step_graph(graphs: dict, policy, value_model, optimizer, passes, config: PP
         def update(mb: dict, scale: torch.Tensor) -> dict:
             return _update(policy, value_model, optimizer, passes, mb, config, amp, scaler, True, scale)
 
-        graphs[shape] = StepGraph(update, example, optimizer, graph=policy.device.type == "cuda")
+        graphs[shape] = StepGraph(update, {k: v[rows] for k, v in source.items()}, optimizer,
+                                  graph=policy.device.type == "cuda")
     return graphs[shape]
 
 
@@ -731,8 +734,8 @@ def _iteration(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, c
     source = {**batch, "mask": mask, "maskf": maskf, "old_logp": old_logp, "old_values": old_values,
               "advantages": advantages, "returns": returns}
     if graphed:
-        step = _step_graph(graphs, policy, value_model, optimizer, passes, config, dtype, scaler,
-                           {k: v[minibatches[0]] for k, v in source.items()})
+        step = _step_graph(graphs, policy, value_model, optimizer, passes, config, dtype, scaler, source,
+                           minibatches[0])
     per_epoch = len(minibatches) // config.ppo_epochs
     for j, rows in enumerate(minibatches):
         with _label("ppo/update"):
