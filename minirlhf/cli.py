@@ -84,7 +84,7 @@ def _run(args) -> None:
                                     f"{args.rm_size}` first")
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
-        rm_model=rm_model, more_comparisons=args.more_comparisons, resume=args.resume)
+        rm_model=rm_model, more_comparisons=args.more_comparisons, rm_prior=args.rm_prior, resume=args.resume)
 
 
 def _models(args) -> None:
@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
     p.add_argument("--more-comparisons", type=int, default=0, metavar="N",
                    help="N more comparison prompts of the world's mix for the reward model (5580: 4x the default)")
+    p.add_argument("--rm-prior", action="store_true",
+                   help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
+                        "rankings (not the paper's; docs/reward_model.md)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

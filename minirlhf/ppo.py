@@ -423,9 +423,12 @@ class LearnedReward:
         require_reward_model(path, trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        from .reward import load_prior
         info = Path(path) / "rm_info.json"
         max_length = read_json(info).get("config", {}).get("max_length", 192) if info.is_file() else 192
-        return cls(model.to(device), load_tokenizer(path, local_files_only=True, trust_remote_code=trust_remote_code),
+        model = model.to(device)
+        load_prior(model, path, device, trust_remote_code, max_length)   # `reward.LikelihoodPrior`, when trained with one
+        return cls(model, load_tokenizer(path, local_files_only=True, trust_remote_code=trust_remote_code),
                    max_length=max_length)
 
     def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:

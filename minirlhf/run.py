@@ -209,7 +209,8 @@ def _reused(prev: dict, stage: str, metrics: list[dict], timings: dict) -> None:
 def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | None = None,
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
-        rm_model: str | Path | None = None, more_comparisons: int = 0, resume: bool = False) -> dict:
+        rm_model: str | Path | None = None, more_comparisons: int = 0, rm_prior: bool = False,
+        resume: bool = False) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
     ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
 
@@ -232,6 +233,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
 
     ``more_comparisons``: that many more comparison prompts for the reward model
     (``RMConfig.more_prompts``): new prompts of the world's mix, sampled and ranked the same way.
+
+    ``rm_prior``: the reward model adds ``a * log pi_SFT(y|x) + b * |y|`` to its head, a and b fitted
+    on its rankings (``RMConfig.likelihood_prior``, `reward.LikelihoodPrior`; not the paper's).
     """
     from .generation import load_model
     from .models import friendly_oom, is_world_tokenizer, load_tokenizer
@@ -266,7 +270,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     world = json.loads((world_dir() / "world.json").read_text())
     summary["world"] = {"labelers": world["labelers"], "eval_temperature": EVAL_TEMPERATURE}
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
-                       "more_comparisons": more_comparisons, "lora": lora, "stages": list(stages)}
+                       "more_comparisons": more_comparisons, "rm_prior": rm_prior, "lora": lora,
+                       "stages": list(stages)}
     prev = _finished(out, summary, resume)
     done = prev["done"]
 
@@ -339,7 +344,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         if rm_model is not None:     # the reward model's own, larger base, fine-tuned first
             init, rm_config = _rm_sft(Path(rm_model), out / "rm_sft", settings, summary)
             summary["lr"]["rm"] = rm_config.lr
-        rm_config.more_prompts = more_comparisons
+        rm_config.more_prompts, rm_config.likelihood_prior = more_comparisons, rm_prior
         with friendly_oom("the reward model", batch_prompts=rm_config.batch_prompts, lora=rm_config.lora is not None,
                           gradient_checkpointing=rm_config.gradient_checkpointing):
             rm = run_reward_model(out / "sft", out / "rm", rm_config, progress=False,
