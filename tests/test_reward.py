@@ -110,3 +110,55 @@ def test_more_prompts_are_new_training_comparisons_only():
     assert len(more["rankings"]) == len(plain["rankings"]) + 5 and more["rankings"][:16] == plain["rankings"]
     assert {r["prompt"] for r in more["rankings"][16:]} == set(new_prompts(5, seed=0))
     assert more["heldout"] == plain["heldout"] and more["tau"] == plain["tau"]
+
+
+def test_response_logliks_are_the_language_models_own_sums():
+    """log pi(y|x) over the response tokens and the end marker, counted, on the tokens the RM reads."""
+    from minirlhf.generation import load_model
+    from minirlhf.paths import base_model_dir
+    from minirlhf.reward import response_logliks
+    lm, tok = load_model(base_model_dir("tiny"))
+    prompts, responses = ["What is 2 plus 3?", "Where does Ada live?"], ["It is 5.", "Ada lives in a town far away."]
+    got = response_logliks(lm, tok, prompts, responses)
+    for (ll, n), p, y in zip(got.tolist(), prompts, responses):
+        ids = encode(tok, [p], [y], 192)["input_ids"][0]
+        n_prompt = len(tok(f"User: {p}\nAssistant:", add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logp = lm(ids[None]).logits[0].log_softmax(-1)
+        want = sum(logp[t - 1, ids[t]].item() for t in range(n_prompt, len(ids)))
+        assert n == len(ids) - n_prompt
+        assert ll == pytest.approx(want, abs=1e-4)
+    # a pair cut to fit max_length scores only the tokens the reward model reads
+    short = response_logliks(lm, tok, prompts[:1], ["word " * 100], max_length=32)
+    ids = encode(tok, prompts[:1], ["word " * 100], 32)["input_ids"][0]
+    assert len(ids) == 32 and short[0, 1] == 32 - len(tok(f"User: {prompts[0]}\nAssistant:")["input_ids"])
+
+
+def test_likelihood_prior_fits_the_rankings_and_survives_a_reload(tmp_path):
+    """Rankings that always prefer the shorter answer give b < 0; the saved reward model finds its
+    prior again (relative to its own folder) and scores exactly as the one in memory."""
+    from minirlhf.generation import load_model
+    from minirlhf.paths import base_model_dir
+    from minirlhf.ppo import LearnedReward
+    from minirlhf.reward import LikelihoodPrior, attach_prior, save_reward_model
+    lm, tok = load_model(base_model_dir("tiny"))
+    rows = [{"prompt": f"What is {a} plus {b}?", "responses": [f"{a + b}.", f"The answer to it is {a + b}, I think."],
+             "ranking": [0, 1]} for a in range(4) for b in range(4)]
+    prior = LikelihoodPrior(lm, tok).fit(rows)
+    assert prior.b < 0
+    diffs = [prior(["q"], [r["responses"][0]])[0] - prior(["q"], [r["responses"][1]])[0] for r in rows[:3]]
+    assert all(d > 0 for d in diffs)
+    model, rm_tok = reward_model_from(base_model_dir("tiny"))
+    before = score(model, rm_tok, ["What is 1 plus 1?"] * 2, ["2.", "It is two."])
+    attach_prior(model, prior, str(base_model_dir("tiny").resolve()))
+    with_prior = score(model, rm_tok, ["What is 1 plus 1?"] * 2, ["2.", "It is two."])
+    assert torch.allclose(with_prior - before, prior(["What is 1 plus 1?"] * 2, ["2.", "It is two."]))
+    save_reward_model(model, rm_tok, tmp_path / "rm", {})
+    assert LearnedReward.load(tmp_path / "rm")(["What is 1 plus 1?"] * 2, ["2.", "It is two."]).tolist() == \
+        pytest.approx(with_prior.tolist(), abs=1e-5)
+    import json
+    cfg = json.loads((tmp_path / "rm" / "config.json").read_text())
+    json.dump(dict(cfg, likelihood_prior=dict(cfg["likelihood_prior"], reference="../nowhere")),
+              open(tmp_path / "rm" / "config.json", "w"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        LearnedReward.load(tmp_path / "rm")
