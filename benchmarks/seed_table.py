@@ -30,6 +30,7 @@ def row(folder: str | Path) -> dict:
     return {"run": str(folder), "commit": s.get("commit"), "seed": s["seed"], "device": s["device"], "rm_model": s.get("rm_model", {}).get("base"),
             "rm_gold": rm["accuracy_gold"], "rm_labelers": rm["accuracy_labelers"], "rm_gold_ties": rm.get("gold_tie_share"),
             "rm_on_ppo_gold": rm.get("on_ppo_samples", {}).get("accuracy_gold"),
+            "rm_prior": rm.get("likelihood_prior"),
             "rm_on_ppo_labelers": rm.get("on_ppo_samples", {}).get("accuracy_labelers"),
             **{k: {x: w[k][x] for x in ("gold", "ci95", "wins", "ties", "losses", "labelers", "rm")} for k in w},
             "kl": s.get("ppo", {}).get("kl"),
@@ -56,6 +57,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def prior_table(rows: list[dict]) -> str:
+    """The likelihood prior's part (`reward.LikelihoodPrior`) of runs that used one: its weights and
+    the held-out gold accuracy of the head alone, the prior alone and their sum."""
+    lines = ["| seed | a (per nat of log pi_SFT) | b (per token) | head alone vs gold | prior alone vs gold | "
+             "head + prior vs gold |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {q['a']:.4f} | {q['b']:.4f} | {q['accuracy_gold_head']:.3f} | "
+              f"{q['accuracy_gold_prior']:.3f} | {r['rm_gold']:.3f} |" for r in rows if (q := r.get("rm_prior"))]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
@@ -72,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         p.error("give run folders or --show JSON")
     print(table(saved["rows"]))
+    if any(r.get("rm_prior") for r in saved["rows"]):
+        print()
+        print(prior_table(saved["rows"]))
     if args.save:
         io.write_json_atomic(args.save, saved)
         print(f"saved: {args.save}")

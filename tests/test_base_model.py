@@ -160,6 +160,30 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     assert seen["more_comparisons"] == 9
 
 
+def test_run_with_the_likelihood_prior(tmp_path, monkeypatch):
+    """--rm-prior: the reward model adds a * log pi_SFT + b * |y| (its weights and its split of the held-out
+    accuracy in the summary), its folder points at the run's SFT model, and PPO rewards with the sum."""
+    from minirlhf import cli
+    from minirlhf.ppo import LearnedReward
+    from minirlhf.run import run
+    import minirlhf.ppo
+    rewards = []
+    real = minirlhf.ppo.train_ppo
+    monkeypatch.setattr(minirlhf.ppo, "train_ppo", lambda *a, **kw: rewards.append(a[3]) or real(*a, **kw))
+    summary = run(tmp_path, fast=True, stages=("base", "sft", "rm", "ppo"), rm_prior=True)
+    prior = summary["rm"]["likelihood_prior"]
+    assert set(prior) == {"a", "b", "accuracy_gold_head", "accuracy_gold_prior"} and prior["a"] > 0
+    assert summary["args"]["rm_prior"] is True
+    saved = json.loads((tmp_path / "rm" / "config.json").read_text())["likelihood_prior"]
+    assert saved["reference"] == "../sft" and saved["a"] == prior["a"]
+    (reward,) = rewards
+    assert isinstance(reward, LearnedReward) and reward.model.likelihood_prior.a == prior["a"]
+    seen = {}
+    monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
+    assert cli.main(["run", "--rm-prior", "--out", str(tmp_path / "cli")]) == 0
+    assert seen["rm_prior"] is True
+
+
 def test_a_run_that_dies_in_ppo_keeps_what_it_measured_and_resumes(tmp_path, monkeypatch):
     """summary.json, metrics.jsonl and answers.json are written after every stage: a kill or an
     out-of-memory error in PPO leaves the SFT and RM results, and no made-up PPO ones. run(resume=True)

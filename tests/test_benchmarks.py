@@ -202,8 +202,14 @@ def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
     assert "| 1 | 0.610 | 0.550 | 0.620 | 0.700 [0.650, 0.750] |" in printed and "| 250 s |" in printed
     assert [r["ppo_vs_sft"]["gold"] for r in out["rows"]] == [0.6, 0.7] and json.loads(saved.read_text()) == out
     assert table.main(["--show", str(saved)]) == out
+    assert "head alone" not in printed
     with pytest.raises(FileNotFoundError, match="summary.json missing"):
         table.main([str(tmp_path)])
+    summary = json.loads((tmp_path / "r1" / "summary.json").read_text())
+    summary["rm"]["likelihood_prior"] = {"a": 0.06, "b": -0.05, "accuracy_gold_head": 0.58, "accuracy_gold_prior": 0.6}
+    (tmp_path / "r1" / "summary.json").write_text(json.dumps(summary))
+    table.main([str(tmp_path / "r0"), str(tmp_path / "r1")])
+    assert "| 1 | 0.0600 | -0.0500 | 0.580 | 0.600 | 0.610 |" in capsys.readouterr().out
 
 
 def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp_path, capsys):

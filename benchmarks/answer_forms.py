@@ -1,0 +1,87 @@
+"""How the policies of finished runs answer questions about the world's known people, by form.
+
+    python benchmarks/answer_forms.py runs/c0 runs/c1 runs/c2
+    python benchmarks/answer_forms.py runs/c0 runs/c1 runs/c2 --save data/results/answer_forms_cpu.json
+    python benchmarks/answer_forms.py --show data/results/answer_forms_cpu.json
+
+Each run's evaluation answers (``samples.jsonl``) to open questions about a known person are sorted
+into three forms: **named** ("Ada is a baker."), **bare** ("Baker.": the person is not named) and
+**hedge** ("I don't know.", "I'm not sure"). Per form and model: how many answers, and the share that
+is helpful by gold (right, and no false fact). A tiny model recalls a fact better right after the
+person's name, so the form a policy moves to decides how many facts it gets right.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minirlhf import io  # noqa: E402
+from minirlhf.ladder import code_commit  # noqa: E402
+
+FORMS = ("named", "bare", "hedge")
+HEDGES = ("don't know", "do not know", "not sure", "no information", "no idea")
+
+
+def form(person: str, answer: str) -> str:
+    """``hedge`` when the answer says it does not know, ``named`` when it names the person, else ``bare``."""
+    low = answer.lower()
+    if any(h in low for h in HEDGES):
+        return "hedge"
+    return "named" if person.lower() in low else "bare"
+
+
+def run_forms(folder: str | Path, models: tuple[str, ...] = ("sft", "ppo")) -> dict:
+    """{model: {form: {"n", "helpful"}}} over one run's known-person open questions."""
+    from minirlhf.world import kb
+    from minirlhf.world.gold import judge_task
+    from minirlhf.world.prompts import parse_prompt
+    rows = io.read_jsonl(Path(folder) / "samples.jsonl", required=("prompt", *models))
+    out = {m: {f: {"n": 0, "helpful": 0} for f in FORMS} for m in models}
+    for row in rows:
+        task = parse_prompt(row["prompt"])
+        if task.category != "open_qa" or task.person not in kb.KNOWN_PEOPLE:
+            continue
+        for m in models:
+            cell = out[m][form(task.person, row[m])]
+            cell["n"] += 1
+            cell["helpful"] += judge_task(task, row[m]).is_helpful
+    return out
+
+
+def table(saved: dict) -> str:
+    lines = ["| run | model | " + " | ".join(f"{f}: answers (helpful)" for f in FORMS) + " |",
+             "|---|---|" + "---|" * len(FORMS)]
+    for run, models in saved["runs"].items():
+        for m, cells in models.items():
+            shown = [f"{c['n']} ({c['helpful'] / c['n']:.2f})" if c["n"] else "0" for c in (cells[f] for f in FORMS)]
+            lines.append(f"| {run} | {m} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
+    p.add_argument("--save", default=None, metavar="JSON")
+    p.add_argument("--show", default=None, metavar="JSON", help="print a saved table")
+    args = p.parse_args(argv)
+    if args.show:
+        saved = io.read_json(args.show)
+    elif args.runs:
+        saved = {"made_by": {"command": "python benchmarks/answer_forms.py " + " ".join(args.runs),
+                             "commit": code_commit(), "date": time.strftime("%Y-%m-%d")},
+                 "runs": {str(r): run_forms(r) for r in args.runs}}
+    else:
+        p.error("give run folders or --show JSON")
+    print(table(saved))
+    if args.save:
+        io.write_json_atomic(args.save, saved)
+        print(f"saved: {args.save}")
+    return saved
+
+
+if __name__ == "__main__":
+    main()
