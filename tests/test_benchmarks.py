@@ -237,3 +237,19 @@ def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp
     with pytest.raises(SystemExit):
         sweep.main(["--run", str(tmp_path), "--try", ""])
     assert "not a finished" in capsys.readouterr().err
+
+
+def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):
+    forms = _script("answer_forms")
+    assert [forms.form("Ada", a) for a in ("Ada is a baker.", "Baker.", "I don't know.", "I'm not sure about Ada.")] == \
+        ["named", "bare", "hedge", "hedge"]
+    from minirlhf.world import kb
+    ada, job = kb.KNOWN_PEOPLE[0], kb.FACTS[kb.KNOWN_PEOPLE[0]]["job"]
+    rows = [{"prompt": f"What is {ada}'s job?", "sft": f"{ada} is a {job}.", "ppo": "I don't know."},
+            {"prompt": f"Which job does {ada} have?", "sft": "Smith." if job != "smith" else "Baker.", "ppo": f"{job}."},
+            {"prompt": "What is 2 plus 2?", "sft": "4.", "ppo": "4."}]                    # not about a known person
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = forms.main([str(tmp_path), "--save", str(tmp_path / "f.json")])["runs"][str(tmp_path)]
+    assert out["sft"] == {"named": {"n": 1, "helpful": 1}, "bare": {"n": 1, "helpful": 0}, "hedge": {"n": 0, "helpful": 0}}
+    assert out["ppo"] == {"named": {"n": 0, "helpful": 0}, "bare": {"n": 1, "helpful": 1}, "hedge": {"n": 1, "helpful": 0}}
+    assert "| sft | 1 (1.00) | 1 (0.00) | 0 |" in capsys.readouterr().out
