@@ -63,8 +63,8 @@ def second_round(run: Path, out: Path, mix: bool, device: str, control: bool = F
     sft, tokenizer = load_model(run / "sft", device=device)
     drawn = draw_comparisons(sft, tokenizer, prompts, config, world["labelers"]["tau"])
     if "rm_model" in summary or "autopilot" in summary or len(drawn["rankings"]) != summary["rm"].get("train_prompts"):
-        raise ValueError(f"{run}: round 2 repeats the default reward-model stage of the tiny world (no --rm-model, "
-                         "--more-comparisons or --model), and this run did not use it")
+        raise ValueError(f"{run}: round 2 repeats the reward-model stage of the tiny world (no --rm-model or "
+                         "--model), and this run did not use it")
     ppo1, _ = load_model(run / "ppo" / "policy", device=device)
     new = policy_rankings(sft, ppo1, tokenizer, rest, config, drawn["tau"], seed, mix, control)
     fit = fit_reward_model(run / "sft", drawn["rankings"] + new, drawn["heldout"], drawn["tau"], config, out / "rm",

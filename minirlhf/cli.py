@@ -172,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm-size", default=None, choices=SIZES,
                    help="a larger pretrained size for the reward model alone (the paper's one 6B RM for every policy)")
     p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
-    p.add_argument("--more-comparisons", type=int, default=0, metavar="N",
-                   help="N more comparison prompts of the world's mix for the reward model (5580: 4x the default)")
-    p.add_argument("--rm-prior", action="store_true",
+    p.add_argument("--more-comparisons", type=int, default=None, metavar="N",
+                   help="N more comparison prompts of the world's mix for the reward model (default for the world's "
+                        "models: 5580, 4x the world's file; 0: the file alone)")
+    p.add_argument("--rm-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
-                        "rankings (not the paper's; docs/reward_model.md)")
+                        "rankings (not the paper's; default: on for the world's models; docs/reward_model.md)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

@@ -859,10 +859,13 @@ def quickstart() -> list:
             ## One call: base -> SFT -> RM -> PPO -> evaluation
 
             `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
-            `summary.json`, `metrics.jsonl`, `report.md` and the plots.
+            `summary.json`, `metrics.jsonl`, `report.md` and the plots. The command line also ranks 5,580
+            more prompts for the reward model (`more_comparisons`: a better reward model and PPO, for
+            about 7 minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to about 3.
         """),
         code('''
-            summary = run("runs/quickstart", fast=settings.fast, device=settings.device)
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
+            summary = run("runs/quickstart", fast=settings.fast, device=settings.device, more_comparisons=more)
         '''),
         md("""
             ## What changed, by the gold judge
@@ -1273,12 +1276,14 @@ def dpo() -> list:
         md("""
             ## The whole pipeline first
 
-            `minirlhf run` does SFT, the reward model and PPO (about 3 minutes on 2 CPU cores). Beside its
+            `minirlhf run` does SFT, the reward model and PPO (about 3 minutes on 2 CPU cores with the world's
+            own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 5,580 more). Beside its
             reward model it keeps the labelers' rankings the RM learned from (`rm/rankings.jsonl`) and the
             held-out comparisons it was measured on (`rm/heldout.jsonl`): DPO will learn from the same ones.
         """),
         code('''
-            summary = run("runs/nb07", fast=settings.fast, device=settings.device)
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
+            summary = run("runs/nb07", fast=settings.fast, device=settings.device, more_comparisons=more)
             rankings = read_jsonl("runs/nb07/rm/rankings.jsonl")
             print(f"{len(rankings)} ranked prompts; RM vs gold {summary['rm']['accuracy_gold']:.3f}; "
                   f"PPO vs SFT {summary['win_rates']['ppo_vs_sft']['gold']:.3f} at KL {summary['ppo']['kl']:.2f} nats")

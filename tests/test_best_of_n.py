@@ -100,7 +100,9 @@ def test_second_round_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     summary = json.loads((fast_run / "summary.json").read_text())
     assert r["round1"]["ppo_vs_sft"] == summary["win_rates"]["ppo_vs_sft"] and r["mix"] is True and r["control"] is False
     n = summary["rm"]["train_prompts"]
-    assert r["round2"]["train_rankings"] == 2 * n                   # round 1's rankings, and as many of the PPO policy's
+    more = summary["args"]["more_comparisons"]                      # ranked for round 1 only
+    assert r["round2"]["train_rankings"] == n + (n - more)          # round 1's rankings, and the PPO policy's answers
+    assert more > 0 and summary["args"]["rm_prior"] is True         # fast mode shrinks the defaults, keeps them on
     w = r["round2"]["ppo_vs_sft"]
     assert w["n"] == 100 and w["ci95"][0] <= w["gold"] <= w["ci95"][1] and r["round2"]["kl"] == r["round2"]["kl"]
     assert (tmp_path / "r" / "run" / "ppo" / "policy" / "config.json").is_file()
