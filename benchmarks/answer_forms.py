@@ -13,7 +13,6 @@ person's name, so the form a policy moves to decides how many facts it gets righ
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
