@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "models: 5580, 4x the world's file; 0: the file alone)")
     p.add_argument("--rm-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
-                        "rankings (not the paper's; default: on for the world's models; docs/reward_model.md)")
+                        "rankings (not the paper's; off by default; docs/reward_model.md)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

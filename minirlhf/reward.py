@@ -59,7 +59,7 @@ class RMConfig:
                                # (docs/reward_model.md); off by default to keep `minirlhf run` within 5 minutes
     likelihood_prior: bool = False  # add a * log pi_SFT(y|x) + b * |y|, a and b fitted on the same rankings
                                     # (`LikelihoodPrior`; not the paper's): +0.03 against gold on the tiny world,
-                                    # seeds 0-2 (docs/reward_model.md); `minirlhf run` turns it on for world models
+                                    # seeds 0-2 (docs/reward_model.md); `minirlhf run --rm-prior`
     calibrate_labelers: bool = True  # labelers' tau set so two of them agree on the paper's
                                      # 72.6% of these very pairs (else: world.json's tau)
     lora: LoRAConfig | None = None  # None: train every weight; LoRAConfig(): adapters + the head, merged after

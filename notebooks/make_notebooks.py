@@ -861,7 +861,7 @@ def quickstart() -> list:
             `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
             `summary.json`, `metrics.jsonl`, `report.md` and the plots. The command line also ranks 5,580
             more prompts for the reward model (`more_comparisons`: a better reward model and PPO, for
-            about 7 minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to about 3.
+            about 6 minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to about 3.
         """),
         code('''
             more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more

@@ -102,7 +102,7 @@ def test_second_round_benchmark_on_a_run_folder(fast_run, tmp_path, capsys):
     n = summary["rm"]["train_prompts"]
     more = summary["args"]["more_comparisons"]                      # ranked for round 1 only
     assert r["round2"]["train_rankings"] == n + (n - more)          # round 1's rankings, and the PPO policy's answers
-    assert more > 0 and summary["args"]["rm_prior"] is True         # fast mode shrinks the defaults, keeps them on
+    assert more > 0 and summary["args"]["rm_prior"] is False        # fast mode shrinks the default, keeps the step
     w = r["round2"]["ppo_vs_sft"]
     assert w["n"] == 100 and w["ci95"][0] <= w["gold"] <= w["ci95"][1] and r["round2"]["kl"] == r["round2"]["kl"]
     assert (tmp_path / "r" / "run" / "ppo" / "policy" / "config.json").is_file()
