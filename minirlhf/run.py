@@ -99,6 +99,11 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                   f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
         if "train_prompts" in rm:
             lines += ["", f"Trained on the labelers' rankings of {rm['train_prompts']:,} prompts."]
+        if "likelihood_prior" in rm:
+            q = rm["likelihood_prior"]
+            lines += ["", f"The reward is the head plus a likelihood prior, {q['a']:.4f} * log pi_SFT(y|x) "
+                          f"{q['b']:+.4f} * |y| (`--rm-prior`); against gold, the head alone gets "
+                          f"{q['accuracy_gold_head']:.3f} and the prior alone {q['accuracy_gold_prior']:.3f}."]
         if "rm_model" in summary:
             r = summary["rm_model"]
             lines += ["", f"The reward model started from its own base, `{r['base']}`, fine-tuned on the demonstrations "

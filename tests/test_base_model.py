@@ -176,6 +176,7 @@ def test_run_with_the_likelihood_prior(tmp_path, monkeypatch):
     assert summary["args"]["rm_prior"] is True
     saved = json.loads((tmp_path / "rm" / "config.json").read_text())["likelihood_prior"]
     assert saved["reference"] == "../sft" and saved["a"] == prior["a"]
+    assert "likelihood prior" in (tmp_path / "report.md").read_text()
     (reward,) = rewards
     assert isinstance(reward, LearnedReward) and reward.model.likelihood_prior.a == prior["a"]
     seen = {}
