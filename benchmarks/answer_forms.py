@@ -12,14 +12,12 @@ person's name, so the form a policy moves to decides how many facts it gets righ
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))      # seed_table's command line
 from minirlhf import io  # noqa: E402
-from minirlhf.ladder import code_commit  # noqa: E402
 
 FORMS = ("named", "bare", "hedge")
 HEDGES = ("don't know", "do not know", "not sure", "no information", "no idea")
@@ -62,24 +60,9 @@ def table(saved: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
-    p.add_argument("--save", default=None, metavar="JSON")
-    p.add_argument("--show", default=None, metavar="JSON", help="print a saved table")
-    args = p.parse_args(argv)
-    if args.show:
-        saved = io.read_json(args.show)
-    elif args.runs:
-        saved = {"made_by": {"command": "python benchmarks/answer_forms.py " + " ".join(args.runs),
-                             "commit": code_commit(), "date": time.strftime("%Y-%m-%d")},
-                 "runs": {str(r): run_forms(r) for r in args.runs}}
-    else:
-        p.error("give run folders or --show JSON")
-    print(table(saved))
-    if args.save:
-        io.write_json_atomic(args.save, saved)
-        print(f"saved: {args.save}")
-    return saved
+    from seed_table import folders_main
+    return folders_main("answer_forms.py", __doc__.splitlines()[0],
+                        lambda runs: {"runs": {str(r): run_forms(r) for r in runs}}, table, argv)
 
 
 if __name__ == "__main__":

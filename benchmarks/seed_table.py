@@ -67,8 +67,19 @@ def prior_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def show(saved: dict) -> str:
+    """The saved rows as markdown: the headline table, and the prior's when a run used one."""
+    text = table(saved["rows"])
+    if any(r.get("rm_prior") for r in saved["rows"]):
+        text += "\n\n" + prior_table(saved["rows"])
+    return text
+
+
+def folders_main(script: str, description: str, gather, render, argv: list[str] | None = None) -> dict:
+    """The command line of a script that reads finished run folders: ``gather(folders)`` -> the saved
+    dict's content (with ``made_by``: command, commit, date), ``render(saved)`` -> markdown, printed;
+    ``--save JSON`` keeps it, ``--show JSON`` prints a saved one."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("runs", nargs="*", help="`minirlhf run` output folders")
     p.add_argument("--save", default=None, metavar="JSON")
     p.add_argument("--show", default=None, metavar="JSON", help="print a saved table")
@@ -77,19 +88,21 @@ def main(argv: list[str] | None = None) -> dict:
     if args.show:
         saved = io.read_json(args.show)
     elif args.runs:
-        saved = {"made_by": {"command": "python benchmarks/seed_table.py " + " ".join(args.runs),
+        saved = {"made_by": {"command": f"python benchmarks/{script} " + " ".join(args.runs),
                              "commit": args.commit or code_commit(), "date": time.strftime("%Y-%m-%d")},
-                 "rows": [row(r) for r in args.runs]}
+                 **gather(args.runs)}
     else:
         p.error("give run folders or --show JSON")
-    print(table(saved["rows"]))
-    if any(r.get("rm_prior") for r in saved["rows"]):
-        print()
-        print(prior_table(saved["rows"]))
+    print(render(saved))
     if args.save:
         io.write_json_atomic(args.save, saved)
         print(f"saved: {args.save}")
     return saved
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return folders_main("seed_table.py", __doc__.splitlines()[0], lambda runs: {"rows": [row(r) for r in runs]},
+                        show, argv)
 
 
 if __name__ == "__main__":
