@@ -56,7 +56,7 @@ class RMConfig:
     more_prompts: int = 0      # N more training prompts of the world's mix beyond its 2,325 (found in none of
                                # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
-                               # (docs/reward_model.md); off by default to keep `minirlhf run` within 5 minutes
+                               # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS)
     likelihood_prior: bool = False  # add a * log pi_SFT(y|x) + b * |y|, a and b fitted on the same rankings
                                     # (`LikelihoodPrior`; not the paper's): +0.03 against gold on the tiny world,
                                     # seeds 0-2 (docs/reward_model.md); `minirlhf run --rm-prior`
@@ -133,13 +133,24 @@ def encode(tokenizer, prompts: list[str], responses: list[str], max_length: int,
     included) is cut so that the score still reads the response: the response keeps its start
     and at least half the room, the prompt keeps its end (`fit_pair`).
     """
+    ids_p, ids_r = _token_ids(tokenizer, prompts, responses, format_prompts)
+    rows = [fit_pair(p, r, max_length - 1) + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
+    return _right_padded(rows, tokenizer.pad_token_id)
+
+
+def _token_ids(tokenizer, prompts: list[str], responses: list[str], format_prompts: bool) -> tuple[list, list]:
+    """Prompt and response token ids as the reward model reads them (`prompt_text`, `completion_text`)."""
     ids_p = tokenizer([prompt_text(tokenizer, p) if format_prompts else p for p in prompts],
                       add_special_tokens=False)["input_ids"]
     ids_r = tokenizer([completion_text(tokenizer, r) if format_prompts else " " + r for r in responses],
                       add_special_tokens=False)["input_ids"]
-    rows = [fit_pair(p, r, max_length - 1) + [tokenizer.eos_token_id] for p, r in zip(ids_p, ids_r)]
+    return ids_p, ids_r
+
+
+def _right_padded(rows: list[list[int]], pad_id: int) -> dict:
+    """``input_ids`` right-padded with ``pad_id`` and their ``attention_mask``."""
     width = max(map(len, rows))
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    ids = torch.full((len(rows), width), pad_id)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
@@ -192,24 +203,17 @@ def response_logliks(lm, tokenizer, prompts: list[str], responses: list[str], ma
     """(N, 2) on the CPU: sum_t log pi(y_t | x, y_<t) over each response's tokens and end marker under
     the causal LM ``lm``, and how many tokens that is, on the very tokens the reward model reads
     (`encode`'s formatting and cut)."""
-    ids_p = tokenizer([prompt_text(tokenizer, p) if format_prompts else p for p in prompts],
-                      add_special_tokens=False)["input_ids"]
-    ids_r = tokenizer([completion_text(tokenizer, r) if format_prompts else " " + r for r in responses],
-                      add_special_tokens=False)["input_ids"]
+    ids_p, ids_r = _token_ids(tokenizer, prompts, responses, format_prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = []
     for i in range(0, len(ids_p), batch_size):
         rows, spans = [], []
         for p, r in zip(ids_p[i:i + batch_size], ids_r[i:i + batch_size]):
             keep_p, keep_r = _kept(len(p), len(r), max_length - 1)
-            rows.append(p[len(p) - keep_p:] + r[:keep_r] + [tokenizer.eos_token_id])
+            rows.append(fit_pair(p, r, max_length - 1) + [tokenizer.eos_token_id])
             spans.append((keep_p, keep_p + keep_r + 1))        # response tokens and the end marker
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), pad)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, row in enumerate(rows):
-            ids[j, :len(row)], mask[j, :len(row)] = torch.tensor(row), 1
-        ids, mask = ids.to(lm.device), mask.to(lm.device)
+        batch = _right_padded(rows, pad)
+        ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
         logp = lm(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
         token = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].cpu()     # log p of token t+1 at position t
         for j, (start, end) in enumerate(spans):
@@ -664,9 +668,10 @@ def fit_reward_model(init_path: str | Path, rankings: list[dict], heldout: list[
         fit_prior(model, init_path, rankings, config, out_dir, trust_remote_code)
     demos = read_jsonl(world_dir() / "demonstrations_val.jsonl", required=("prompt", "completion"))
     offset = normalise(model, tokenizer, demos, config.max_length)
-    metrics = evaluate(model, tokenizer, heldout, fresh_labeler(tau, config), config.max_length)
+    scores = heldout_scores(model, tokenizer, heldout, config.max_length)
+    metrics = evaluate(model, tokenizer, heldout, fresh_labeler(tau, config), config.max_length, scores=scores)
     if config.likelihood_prior:
-        metrics["likelihood_prior"] = prior_parts(model, tokenizer, heldout, fresh_labeler(tau, config), config)
+        metrics["likelihood_prior"] = prior_parts(model, heldout, scores, fresh_labeler(tau, config))
     metrics["demonstration_reward_mean"] = round(float(score(model, tokenizer, [d["prompt"] for d in demos],
                                                              [d["completion"] for d in demos]).mean()), 4)
     info = {"config": asdict(config), "init": str(init_path), "offset": offset, "train_rankings": len(rankings),
@@ -691,14 +696,13 @@ def fit_prior(model, init_path: str | Path, rankings: list[dict], config: RMConf
     return prior
 
 
-def prior_parts(model, tokenizer, heldout: list[dict], labeler, config: RMConfig) -> dict:
+def prior_parts(model, heldout: list[dict], scores: list[float], labeler) -> dict:
     """The prior's weights, and the held-out gold accuracy of the head alone and of the prior alone
-    (`evaluate`'s pairs), beside the sum's that `evaluate` reports."""
+    (`evaluate`'s pairs), beside the sum's that `evaluate` reports; ``scores``: the sum's `heldout_scores`."""
     prompts = [row["prompt"] for row in heldout for _ in row["responses"]]
     responses = [y for row in heldout for y in row["responses"]]
     prior = model.likelihood_prior(prompts, responses)
-    total = score(model, tokenizer, prompts, responses, max_length=config.max_length)
-    parts = {"head": (total - prior).tolist(), "prior": prior.tolist()}
+    parts = {"head": (torch.tensor(scores) - prior).tolist(), "prior": prior.tolist()}
     return {"a": model.likelihood_prior.a, "b": model.likelihood_prior.b,
             **{f"accuracy_gold_{k}": evaluate(None, None, heldout, labeler, scores=v)["accuracy_gold"]
                for k, v in parts.items()}}
