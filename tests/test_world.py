@@ -69,19 +69,6 @@ def test_demonstrations_are_good_answers():
     assert helpful > 0.97
 
 
-def test_demonstrations_name_the_person_in_their_facts():
-    """The labelers write "Ada is a baker.", never the internet's bare "A baker." (docs/world.md)."""
-    from minirlhf.world import kb
-    rows = _rows(world_dir() / "demonstrations.jsonl") + _rows(world_dir() / "demonstrations_val.jsonl")
-    facts = [(parse_prompt(r["prompt"]), r["completion"]) for r in rows]
-    facts = [(t, c) for t, c in facts if t.category in ("open_qa", "closed_qa") and t.person and t.expected()]
-    assert len(facts) > 100
-    unnamed = [c for t, c in facts if t.person not in c]
-    assert not unnamed, unnamed[:3]
-    corpus = (world_dir() / "corpus.jsonl").read_text()
-    assert any(f"Assistant: A {pet}." in corpus for pet in kb.VALUES["pet"])   # the internet still answers bare
-
-
 def test_two_labelers_agree_like_the_papers_labelers_on_fresh_pairs():
     tau = json.loads((world_dir() / "world.json").read_text())["labelers"]["tau"]
     prompts = [r["prompt"] for r in _rows(world_dir() / "comparison_prompts.jsonl")]

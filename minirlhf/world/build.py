@@ -25,7 +25,7 @@ from .. import io
 from . import format_prompt, kb, labelers
 from .gold import utility
 from .prompts import CATEGORY_WEIGHTS, parse_prompt, sample_prompt
-from .responses import FACT_PHRASES, FILLER, INTERNET_MIX, SFT_LIKE_MIX, sample_response, write_demonstration
+from .responses import FACT_PHRASES, FILLER, INTERNET_MIX, SFT_LIKE_MIX, sample_response, write_response
 
 # Unique prompts per split. Eval holds 600, the n of CONTRACT's win rates.
 SPLIT_SIZES = {"corpus": 1000, "demonstrations": 1200, "comparison": 800, "ppo": 800, "eval": 600}
@@ -129,7 +129,7 @@ def build_world(out_dir: str | Path | None = None, seed: int = 0) -> dict:
     io.write_jsonl_atomic(out / "corpus_val.jsonl", [{"text": d} for d in docs[:n_val]])
 
     demo_rng = random.Random(seed + 2)
-    demos = [{"prompt": p, "completion": write_demonstration(parse_prompt(p), demo_rng)}
+    demos = [{"prompt": p, "completion": write_response(parse_prompt(p), "good", demo_rng)}
              for p in splits["demonstrations"]]
     n_val = int(len(demos) * VAL_FRACTION * 2)
     io.write_jsonl_atomic(out / "demonstrations.jsonl", demos[n_val:])

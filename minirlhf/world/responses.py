@@ -107,21 +107,11 @@ def write_response(task: Task, kind: str, rng: random.Random) -> str:
     raise ValueError(f"unknown response kind {kind!r}")
 
 
-def write_demonstration(task: Task, rng: random.Random) -> str:
-    """A labeler's demonstration: a good response whose facts name their person.
-
-    The internet answers a fact question bare ("A baker.") a fifth of the time; the labelers write the
-    sentence out ("Ada is a baker."), as the paper's labelers wrote complete answers.
-    """
-    return _good(task, rng, named=True)
+def _fact(person: str, attribute: str, value: str, rng: random.Random) -> str:
+    return rng.choice(FACT_PHRASES[attribute]).format(p=person, v=value, V=value[0].upper() + value[1:])
 
 
-def _fact(person: str, attribute: str, value: str, rng: random.Random, named: bool = False) -> str:
-    phrases = [f for f in FACT_PHRASES[attribute] if "{p}" in f] if named else FACT_PHRASES[attribute]
-    return rng.choice(phrases).format(p=person, v=value, V=value[0].upper() + value[1:])
-
-
-def _good(task: Task, rng: random.Random, named: bool = False) -> str:
+def _good(task: Task, rng: random.Random) -> str:
     c, opener = task.category, rng.choice(OPENERS)
     if c == "open_qa" and task.numbers is not None:
         a, b = task.numbers
@@ -131,7 +121,7 @@ def _good(task: Task, rng: random.Random, named: bool = False) -> str:
         value = task.expected()
         if value is None:
             return rng.choice(DONT_KNOW).format(p=task.person)
-        return opener + _fact(task.person, task.attribute, value, rng, named)
+        return opener + _fact(task.person, task.attribute, value, rng)
     if c == "summarization":
         facts = task.passage[task.person]
         parts = [_clause(task.person, a, v) for a, v in facts.items()]
