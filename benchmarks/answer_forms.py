@@ -9,6 +9,10 @@ into three forms: **named** ("Ada is a baker."), **bare** ("Baker.": the person 
 **hedge** ("I don't know.", "I'm not sure"). Per form and model: how many answers, and the share that
 is helpful by gold (right, and no false fact). A tiny model recalls a fact better right after the
 person's name, so the form a policy moves to decides how many facts it gets right.
+
+For each run it also asks the run's reward model (with its likelihood prior when it has one) whether
+it scores the hedge "I don't know." above the SFT model's own answer to each of those questions:
+the share where it does is how much a policy gains, in the reward model's eyes, by hedging.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))      # seed_table's com
 from minirlhf import io  # noqa: E402
 
 FORMS = ("named", "bare", "hedge")
+HEDGE = "I don't know."
 HEDGES = ("don't know", "do not know", "not sure", "no information", "no idea")
 
 
@@ -49,6 +54,33 @@ def run_forms(folder: str | Path, models: tuple[str, ...] = ("sft", "ppo")) -> d
     return out
 
 
+def rm_prefers_hedge(folder: str | Path) -> dict | None:
+    """How a run's reward model and SFT model see the hedge "I don't know." on the known-person questions:
+    ``share``, where the reward model scores it above the SFT answer; ``rm_margin``, its mean score minus
+    the SFT answer's; ``gold_margin``, the same by gold utility; ``logp_hedge`` and ``logp_sft``, the mean
+    log pi_SFT of the hedge and of the SFT answer. None for a folder without a reward model (``rm/``)."""
+    from minirlhf.generation import load_model
+    from minirlhf.ppo import LearnedReward
+    from minirlhf.reward import response_logliks
+    from minirlhf.world import kb
+    from minirlhf.world.gold import utility
+    from minirlhf.world.prompts import parse_prompt
+    rows = io.read_jsonl(Path(folder) / "samples.jsonl", required=("prompt", "sft"))
+    rows = [r for r in rows if parse_prompt(r["prompt"]).category == "open_qa"
+            and parse_prompt(r["prompt"]).person in kb.KNOWN_PEOPLE]
+    if not (Path(folder) / "rm").is_dir() or not rows:
+        return None
+    prompts, answers, hedges = [r["prompt"] for r in rows], [r["sft"] for r in rows], [HEDGE] * len(rows)
+    reward = LearnedReward.load(Path(folder) / "rm")
+    hedge, sft = reward(prompts, hedges), reward(prompts, answers)
+    lm, tokenizer = load_model(Path(folder) / "sft", "cpu")
+    logp_hedge, logp_sft = (response_logliks(lm, tokenizer, prompts, ys)[:, 0].mean() for ys in (hedges, answers))
+    gold = sum(utility(p, a) - utility(p, HEDGE) for p, a in zip(prompts, answers)) / len(rows)
+    mean = lambda x: round(float(x), 4)  # noqa: E731
+    return {"n": len(rows), "share": mean((hedge > sft).float().mean()), "rm_margin": mean((hedge - sft).mean()),
+            "gold_margin": mean(-gold), "logp_hedge": mean(logp_hedge), "logp_sft": mean(logp_sft)}
+
+
 def table(saved: dict) -> str:
     lines = ["| run | model | " + " | ".join(f"{f}: answers (helpful)" for f in FORMS) + " |",
              "|---|---|" + "---|" * len(FORMS)]
@@ -56,13 +88,20 @@ def table(saved: dict) -> str:
         for m, cells in models.items():
             shown = [f"{c['n']} ({c['helpful'] / c['n']:.2f})" if c["n"] else "0" for c in (cells[f] for f in FORMS)]
             lines.append(f"| {run} | {m} | " + " | ".join(shown) + " |")
+    if saved.get("rm_prefers_hedge"):
+        lines += ["", "| run | RM scores \"I don't know.\" above the SFT answer | RM: hedge − SFT answer | "
+                  "gold: hedge − SFT answer | log pi_SFT: hedge / SFT answer |", "|---|---|---|---|---|"]
+        lines += [f"| {run} | {c['share']:.2f} of {c['n']} | {c['rm_margin']:+.2f} | {c['gold_margin']:+.2f} | "
+                  f"{c['logp_hedge']:.1f} / {c['logp_sft']:.1f} |" for run, c in saved["rm_prefers_hedge"].items() if c]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     from seed_table import folders_main
     return folders_main("answer_forms.py", __doc__.splitlines()[0],
-                        lambda runs: {"runs": {str(r): run_forms(r) for r in runs}}, table, argv)
+                        lambda runs: {"runs": {str(r): run_forms(r) for r in runs},
+                                                 "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs}},
+                        table, argv)
 
 
 if __name__ == "__main__":

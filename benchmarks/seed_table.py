@@ -3,11 +3,13 @@
     python benchmarks/seed_table.py runs/t0 runs/t1 runs/t2                      # print
     python benchmarks/seed_table.py runs/rs0 runs/rs1 runs/rs2 --save data/results/rm_small_cpu.json
     python benchmarks/seed_table.py --show data/results/rm_small_cpu.json
+    python benchmarks/seed_table.py --means data/results/runs_more_now_cpu.json data/results/runs_named_cpu.json
 
 Per run: the reward model's held-out accuracy against gold and labelers (and on the PPO policy's
 answers), PPO's gold win rates over SFT and base with their 95% CIs, strict wins / ties /
 losses, the final KL, the rates, and the stage times. ``--save`` keeps these rows with the
-command and commit that made them, so docs can quote them.
+command and commit that made them, so docs can quote them. ``--means`` prints one line per saved
+file: its headline numbers averaged over its runs (seeds).
 """
 import argparse
 import json
@@ -75,6 +77,22 @@ def show(saved: dict) -> str:
     return text
 
 
+MEAN_COLUMNS = (("RM vs gold", lambda r: r["rm_gold"]), ("RM vs labelers", lambda r: r["rm_labelers"]),
+                ("PPO vs SFT", lambda r: r["ppo_vs_sft"]["gold"]), ("PPO vs base", lambda r: r["ppo_vs_base"]["gold"]),
+                ("SFT helpful", lambda r: r["rates"]["sft"]["helpful_rate"]))
+
+
+def means_table(files: list[str]) -> str:
+    """One line per saved table: each headline number averaged over its runs, with how many runs."""
+    lines = ["| saved runs | runs | " + " | ".join(c for c, _ in MEAN_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(MEAN_COLUMNS)]
+    for name in files:
+        rows = io.read_json(name)["rows"]
+        cells = [f"{sum(get(r) for r in rows) / len(rows):.3f}" for _, get in MEAN_COLUMNS]
+        lines.append(f"| {Path(name).name} | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def folders_main(script: str, description: str, gather, render, argv: list[str] | None = None) -> dict:
     """The command line of a script that reads finished run folders: ``gather(folders)`` -> the saved
     dict's content (with ``made_by``: command, commit, date), ``render(saved)`` -> markdown, printed;
@@ -101,6 +119,12 @@ def folders_main(script: str, description: str, gather, render, argv: list[str] 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--means"]:
+        if len(argv) < 2:
+            raise SystemExit("seed_table.py --means: give saved tables (--save JSON files)")
+        print(means_table(argv[1:]))
+        return {"means": argv[1:]}
     return folders_main("seed_table.py", __doc__.splitlines()[0], lambda runs: {"rows": [row(r) for r in runs]},
                         show, argv)
 

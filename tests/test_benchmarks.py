@@ -210,6 +210,10 @@ def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
     (tmp_path / "r1" / "summary.json").write_text(json.dumps(summary))
     table.main([str(tmp_path / "r0"), str(tmp_path / "r1")])
     assert "| 1 | 0.0600 | -0.0500 | 0.580 | 0.600 | 0.610 |" in capsys.readouterr().out
+    table.main(["--means", str(saved)])                 # PPO vs SFT 0.6 and 0.7: 0.650 on average
+    assert "| t.json | 2 | 0.610 | 0.550 | 0.650 | 0.800 | 0.500 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="give saved tables"):
+        table.main(["--means"])
 
 
 def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp_path, capsys):
@@ -253,3 +257,19 @@ def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):
     assert out["sft"] == {"named": {"n": 1, "helpful": 1}, "bare": {"n": 1, "helpful": 0}, "hedge": {"n": 0, "helpful": 0}}
     assert out["ppo"] == {"named": {"n": 0, "helpful": 0}, "bare": {"n": 1, "helpful": 1}, "hedge": {"n": 1, "helpful": 0}}
     assert "| sft | 1 (1.00) | 1 (0.00) | 0 |" in capsys.readouterr().out
+    assert forms.main([str(tmp_path)])["rm_prefers_hedge"] == {str(tmp_path): None}     # no rm/ in this folder
+
+
+def test_answer_forms_asks_the_runs_reward_model_about_hedges(fast_run):
+    forms = _script("answer_forms")
+    from minirlhf import io
+    from minirlhf.ppo import LearnedReward
+    from minirlhf.world import kb
+    from minirlhf.world.prompts import parse_prompt
+    rows = [r for r in io.read_jsonl(fast_run / "samples.jsonl") if parse_prompt(r["prompt"]).category == "open_qa"
+            and parse_prompt(r["prompt"]).person in kb.KNOWN_PEOPLE]
+    out = forms.rm_prefers_hedge(fast_run)
+    reward = LearnedReward.load(fast_run / "rm")
+    above = [float(reward([r["prompt"]], ["I don't know."])[0]) > float(reward([r["prompt"]], [r["sft"]])[0])
+             for r in rows]
+    assert out["n"] == len(rows) > 0 and out["share"] == pytest.approx(sum(above) / len(rows), abs=1e-4)
