@@ -824,12 +824,13 @@ def reward_scores(reward_fn: Callable, prompts: list[str], responses: list[str])
     return scores
 
 
-def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cpu", trust_remote_code: bool = False,
+                    seed: int = 0):
     """The four models: policy and reference from SFT, value model and reward from the RM.
 
     The value model reads the policy's tokens. When the reward model's tokenizer is another
     one (its vocabulary differs), the value model cannot start from it and starts from the SFT
-    model with a new scalar head instead (`reward.reward_model_from`), with a warning.
+    model with a new scalar head instead (`reward.reward_model_from`, drawn with ``seed``), with a warning.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -845,7 +846,7 @@ def load_ppo_models(sft_path: str | Path, rm_path: str | Path, device: str = "cp
         warnings.warn(f"the reward model at {rm_path} has another tokenizer than the policy at {sft_path}: the "
                       "value model starts from the SFT model with a new head instead of from the reward model",
                       stacklevel=2)
-        value_model, _ = reward_model_from(sft_path, device, trust_remote_code)
+        value_model, _ = reward_model_from(sft_path, device, trust_remote_code, seed=seed)
     return policy, ref_policy, value_model, reward, tokenizer
 
 
@@ -883,7 +884,7 @@ def run_ppo(sft_path: str | Path, rm_path: str | Path, out_dir: str | Path | Non
         from .settings import get_settings
         config = replace(config, device=get_settings().device)
     policy, ref_policy, value_model, learned, tokenizer = load_ppo_models(sft_path, rm_path, config.device,
-                                                                          trust_remote_code)
+                                                                          trust_remote_code, seed=config.seed)
     prompts = [r["prompt"] for r in read_jsonl(world_dir() / "ppo_prompts.jsonl", required=("prompt",))]
     corpus = None
     if config.ptx_coef > 0:

@@ -103,12 +103,13 @@ def ranking_loss(rewards: torch.Tensor, rankings: list[list[int]]) -> torch.Tens
 
 # ---------------------------------------------------------------------------- the model
 
-def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: bool = False, seed: int = 0):
     """A scalar-head model initialised from a causal LM checkpoint (e.g. SFT), fp32 weights.
 
     The new head is drawn from a normal with standard deviation 1/sqrt(d + 1) ("The N
     Implementation Details of RLHF with PPO", detail on reward-head init) so initial rewards are
-    small and varied.
+    small and varied. It is drawn from its own generator seeded with ``seed`` (`fit_reward_model`
+    passes ``RMConfig.seed``), so the same call gives the same head whatever ran before it.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -119,7 +120,9 @@ def reward_model_from(path: str | Path, device: str = "cpu", trust_remote_code: 
     model.config.pad_token_id = tokenizer.pad_token_id
     head = model.score                       # GPT-2, Llama, Qwen ...: the scalar head is `score`
     d = head.weight.shape[1]
-    torch.nn.init.normal_(head.weight, std=1 / math.sqrt(d + 1))
+    with torch.no_grad():
+        draw = torch.randn(tuple(head.weight.shape), generator=torch.Generator().manual_seed(seed))
+        head.weight.copy_(draw / math.sqrt(d + 1))
     if head.bias is not None:
         torch.nn.init.zeros_(head.bias)
     return model.to(device), tokenizer
@@ -661,7 +664,8 @@ def fit_reward_model(init_path: str | Path, rankings: list[dict], heldout: list[
     mean reward) and ``info`` (what was saved)."""
     from .io import read_jsonl
     from .paths import world_dir
-    model, tokenizer = reward_model_from(init_path, device=_device(config), trust_remote_code=trust_remote_code)
+    model, tokenizer = reward_model_from(init_path, device=_device(config), trust_remote_code=trust_remote_code,
+                                         seed=config.seed)
     result = train_reward_model(model, tokenizer, rankings, config, progress=progress)
     model = result.model
     if config.likelihood_prior:

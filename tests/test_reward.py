@@ -63,6 +63,17 @@ def test_reward_model_learns_a_simple_preference(tmp_path):
     assert batch["input_ids"].shape[1] <= 4 and batch["input_ids"][0, -1] == tok.eos_token_id
 
 
+def test_the_reward_head_is_drawn_from_its_seed_not_from_what_ran_before():
+    from minirlhf.paths import base_model_dir
+    heads = []
+    for global_seed, seed in ((1, 0), (2, 0), (1, 3)):
+        torch.manual_seed(global_seed)
+        heads.append(reward_model_from(base_model_dir("tiny"), seed=seed)[0].score.weight.detach().clone())
+    assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[0], heads[2])
+    d = heads[0].shape[1]
+    assert abs(float(heads[0].std()) * (d + 1) ** 0.5 - 1) < 0.2        # std 1/sqrt(d + 1)
+
+
 def test_length_grouped_batches_cover_every_index_once_with_less_padding():
     import random
 
