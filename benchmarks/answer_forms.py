@@ -10,9 +10,10 @@ into three forms: **named** ("Ada is a baker."), **bare** ("Baker.": the person 
 is helpful by gold (right, and no false fact). A tiny model recalls a fact better right after the
 person's name, so the form a policy moves to decides how many facts it gets right.
 
-For each run it also asks the run's reward model (with its likelihood prior when it has one) whether
-it scores the hedge "I don't know." above the SFT model's own answer to each of those questions:
-the share where it does is how much a policy gains, in the reward model's eyes, by hedging.
+For each run it also puts the hedge "I don't know." beside the SFT model's own answer to each of those
+questions: how often and by how much the run's reward model (with its likelihood prior when it has
+one) scores the hedge higher, how much gold prefers the answer, and how much less likely the SFT
+model is to say the hedge. A policy that finds a hedge the reward model overrates gains by hedging.
 """
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     from seed_table import folders_main
     return folders_main("answer_forms.py", __doc__.splitlines()[0],
                         lambda runs: {"runs": {str(r): run_forms(r) for r in runs},
-                                                 "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs}},
+                                      "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs}},
                         table, argv)
 
 
