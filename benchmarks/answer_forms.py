@@ -37,17 +37,21 @@ def form(person: str, answer: str) -> str:
     return "named" if person.lower() in low else "bare"
 
 
-def run_forms(folder: str | Path, models: tuple[str, ...] = ("sft", "ppo")) -> dict:
-    """{model: {form: {"n", "helpful"}}} over one run's known-person open questions."""
+def known_person_rows(folder: str | Path, models: tuple[str, ...]) -> list[tuple]:
+    """(task, row) for each of a run's evaluation samples (``samples.jsonl``) that is an open question
+    about a known person; each row has the answers of ``models``."""
     from minirlhf.world import kb
-    from minirlhf.world.gold import judge_task
     from minirlhf.world.prompts import parse_prompt
     rows = io.read_jsonl(Path(folder) / "samples.jsonl", required=("prompt", *models))
+    tasks = ((parse_prompt(row["prompt"]), row) for row in rows)
+    return [(t, row) for t, row in tasks if t.category == "open_qa" and t.person in kb.KNOWN_PEOPLE]
+
+
+def run_forms(folder: str | Path, models: tuple[str, ...] = ("sft", "ppo")) -> dict:
+    """{model: {form: {"n", "helpful"}}} over one run's known-person open questions."""
+    from minirlhf.world.gold import judge_task
     out = {m: {f: {"n": 0, "helpful": 0} for f in FORMS} for m in models}
-    for row in rows:
-        task = parse_prompt(row["prompt"])
-        if task.category != "open_qa" or task.person not in kb.KNOWN_PEOPLE:
-            continue
+    for task, row in known_person_rows(folder, models):
         for m in models:
             cell = out[m][form(task.person, row[m])]
             cell["n"] += 1
@@ -63,12 +67,8 @@ def rm_prefers_hedge(folder: str | Path) -> dict | None:
     from minirlhf.generation import load_model
     from minirlhf.ppo import LearnedReward
     from minirlhf.reward import response_logliks
-    from minirlhf.world import kb
     from minirlhf.world.gold import utility
-    from minirlhf.world.prompts import parse_prompt
-    rows = io.read_jsonl(Path(folder) / "samples.jsonl", required=("prompt", "sft"))
-    rows = [r for r in rows if parse_prompt(r["prompt"]).category == "open_qa"
-            and parse_prompt(r["prompt"]).person in kb.KNOWN_PEOPLE]
+    rows = [row for _, row in known_person_rows(folder, ("sft",))]
     if not (Path(folder) / "rm").is_dir() or not rows:
         return None
     prompts, answers, hedges = [r["prompt"] for r in rows], [r["sft"] for r in rows], [HEDGE] * len(rows)
