@@ -29,20 +29,15 @@ from pathlib import Path
 
 def policy_rankings(sft, ppo_policy, tokenizer, prompts: list[str], config, tau: float, seed: int, mix: bool,
                     control: bool = False) -> list[dict]:
-    """K answers per prompt of the round-1 policy (``mix``: K/2 of it, K/2 of SFT; ``control``: K new SFT
-    samples, none of the policy's), ranked by a new labeler."""
-    from minirlhf.reward import rank_comparisons, sample_comparisons
+    """K answers per prompt of the round-1 policy (``mix``: K/2 of it, K/2 of SFT, as `minirlhf run --rounds 2`
+    does with `reward.policy_comparisons`; ``control``: K new SFT samples, none of the policy's), ranked by a
+    new labeler."""
+    from minirlhf.reward import policy_comparisons, rank_comparisons, sample_comparisons
     from minirlhf.world.labelers import Labeler
-    if control:
-        rows = sample_comparisons(sft, tokenizer, prompts, config, seed=seed + 12)
-    elif mix:
-        half = replace(config, k=config.k // 2)
-        a = sample_comparisons(ppo_policy, tokenizer, prompts, half, seed=seed + 11)
-        b = sample_comparisons(sft, tokenizer, prompts, half, seed=seed + 12)
-        rows = [{"prompt": x["prompt"], "responses": x["responses"] + y["responses"],
-                 "utilities": x["utilities"] + y["utilities"]} for x, y in zip(a, b)]
-    else:
-        rows = sample_comparisons(ppo_policy, tokenizer, prompts, config, seed=seed + 11)
+    if mix and not control:
+        return policy_comparisons(sft, ppo_policy, tokenizer, prompts, replace(config, seed=seed), tau, round_no=2)
+    rows = sample_comparisons(sft if control else ppo_policy, tokenizer, prompts, config,
+                              seed=seed + (12 if control else 11))
     return rank_comparisons(rows, Labeler(tau, seed=10 * seed + 5))
 
 

@@ -84,7 +84,8 @@ def _run(args) -> None:
                                     f"{args.rm_size}` first")
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
-        rm_model=rm_model, more_comparisons=args.more_comparisons, rm_prior=args.rm_prior, resume=args.resume)
+        rm_model=rm_model, more_comparisons=args.more_comparisons, rm_prior=args.rm_prior, rounds=args.rounds,
+        resume=args.resume)
 
 
 def _models(args) -> None:
@@ -178,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
                         "rankings (not the paper's; off by default; docs/reward_model.md)")
+    p.add_argument("--rounds", type=int, default=1, metavar="N",
+                   help="run steps 2 and 3 N times: each round after the first ranks the last PPO policy's answers "
+                        "beside new SFT samples, then trains a new reward model and a new policy (the paper, section "
+                        "3.1; default 1)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train LoRA adapters (needs minirlhf[lora]); default: the autopilot decides for --model")
     p.add_argument("--trust-remote-code", action="store_true",

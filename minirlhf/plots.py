@@ -119,6 +119,25 @@ def win_rates(records: dict[str, dict], key: str = "gold"):
     return fig
 
 
+def rounds(records: list[dict]):
+    """Steps 2 and 3 iterated (``summary["rounds"]``): each round's PPO win rate over SFT (gold, 95% CI)
+    and its reward model's held-out accuracy against gold, round by round."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    x = [r["round"] for r in records]
+    w = [r["ppo_vs_sft"]["gold"] for r in records]
+    err = [[v - r["ppo_vs_sft"]["ci95"][0] for v, r in zip(w, records)],
+           [r["ppo_vs_sft"]["ci95"][1] - v for v, r in zip(w, records)]]
+    ax.errorbar(x, w, yerr=err, marker="o", capsize=5, label="PPO vs SFT (gold win rate)")
+    ax.plot(x, [r["rm"]["accuracy_gold"] for r in records], marker="s", label="RM vs gold (held-out pairs)")
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.set(xticks=x, xlabel="round (steps 2 and 3 again, on the last policy's answers)", ylim=(0.3, 1.0),
+           title="Iterating the reward model and the policy")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 PPO_PANELS = (("objective/scores", "RM score"), ("objective/gold", "gold utility"), ("objective/kl", "KL to SFT (nats)"),
               ("objective/entropy", "entropy (nats/answer)"), ("val/response_length", "answer length (tokens)"),
               ("policy/clipfrac_avg", "clip fraction"), ("loss/value_avg", "value loss"))

@@ -374,16 +374,18 @@ def _check_types(row: dict, pairwise: bool, where: str) -> None:
             raise DataError(f"{where}: {name!r} must be a text, not {type(value).__name__}")
 
 
-def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, seed: int = 0) -> list[dict]:
-    """K samples from the policy per prompt, with their gold utilities (not yet ranked)."""
+def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, seed: int = 0,
+                       k: int | None = None) -> list[dict]:
+    """K samples from the policy per prompt (``k``, else ``config.k``), with their gold utilities (not yet ranked)."""
     from .generation import generate
     from .world.gold import utility
-    repeated = [p for p in prompts for _ in range(config.k)]
+    k = k or config.k
+    repeated = [p for p in prompts for _ in range(k)]
     responses = generate(policy, tokenizer, repeated, max_new_tokens=config.max_new_tokens,
                          temperature=config.sample_temperature, seed=seed)
     rows = []
     for i, prompt in enumerate(prompts):
-        ys = responses[i * config.k:(i + 1) * config.k]
+        ys = responses[i * k:(i + 1) * k]
         rows.append({"prompt": prompt, "responses": ys, "utilities": [utility(prompt, y) for y in ys]})
     return rows
 
@@ -468,6 +470,25 @@ def more_comparisons(policy, tokenizer, config: RMConfig, tau: float) -> list[di
     rows = sample_comparisons(policy, tokenizer, new_prompts(config.more_prompts, config.seed), config,
                               seed=config.seed + 3)
     return rank_comparisons(rows, Labeler(tau, seed=10 * config.seed + 4))
+
+
+def policy_comparisons(sft, policy, tokenizer, prompts: list[str], config: RMConfig, tau: float,
+                       round_no: int = 2) -> list[dict]:
+    """Comparisons for the next round of steps 2 and 3 (the paper, section 3.1: "more comparison data is
+    collected on the current best policy, which is used to train a new RM and then a new policy").
+
+    Each prompt gets K // 2 answers of ``policy`` and K - K // 2 new samples of ``sft`` (the same
+    tokenizer) in one ranking, so that what the policy learned to say ("I'm not sure", a polite opening
+    and nothing else) is ranked against what the SFT model says, by a labeler of ``tau`` that ranked
+    nothing before. ``round_no`` (2, 3, ...) gives every round its own samples and labeler.
+    """
+    from .world.labelers import Labeler
+    seed, shift = config.seed, 1000 * (round_no - 2)
+    a = sample_comparisons(policy, tokenizer, prompts, config, seed=seed + 11 + shift, k=config.k // 2)
+    b = sample_comparisons(sft, tokenizer, prompts, config, seed=seed + 12 + shift, k=config.k - config.k // 2)
+    rows = [{"prompt": x["prompt"], "responses": x["responses"] + y["responses"],
+             "utilities": x["utilities"] + y["utilities"]} for x, y in zip(a, b)]
+    return rank_comparisons(rows, Labeler(tau, seed=10 * seed + 5 + shift))
 
 
 def fresh_labeler(tau: float, config: RMConfig):

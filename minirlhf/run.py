@@ -27,6 +27,7 @@ STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
 # ~2.1x the run's time). Other models (--model) rank the world's file alone: their sampling would take hours on a CPU.
 MORE_COMPARISONS = 5580       # more ranked prompts: 4x the world's 1,860 (the paper ranked ~33k)
 FAST_MORE_COMPARISONS = 40    # fast mode keeps the step and shrinks it
+ROUNDS = 1                    # steps 2 and 3 once, as the paper's figure 2; `--rounds N` iterates them (section 3.1)
 RM_PRIOR = False              # RMConfig.likelihood_prior (not the paper's): +0.026 RM vs gold on top of the 4x
                               # prompts, but PPO over SFT 0.640 instead of 0.646 (same section)
 
@@ -98,7 +99,8 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                   f"{rm.get('labeler_labeler_agreement', float('nan')):.3f} | "
                   f"{rm.get('labeler_gold_agreement', float('nan')):.3f} |"]
         if "train_prompts" in rm:
-            lines += ["", f"Trained on the labelers' rankings of {rm['train_prompts']:,} prompts."]
+            lines += ["", f"Trained on the labelers' rankings of {rm['train_prompts']:,} prompts" + (
+                f" (round {rm['round']}'s reward model: every round's rankings)." if "round" in rm else ".")]
         if "likelihood_prior" in rm:
             q = rm["likelihood_prior"]
             lines += ["", f"The reward is the head plus a likelihood prior, {q['a']:.4f} * log pi_SFT(y|x) "
@@ -114,6 +116,18 @@ def _report(out: Path, summary: dict, base_info: dict, samples: list[dict], figu
                           f"{p['gold_tie_share']:.3f}): accuracy vs labelers {p['accuracy_labelers']:.3f}, vs gold "
                           f"(non-tied) {p['accuracy_gold']:.3f}, against {rm['accuracy_gold']:.3f} on the SFT answers it "
                           "was trained on."]
+    if summary.get("rounds"):
+        lines += ["", "## Rounds of steps 2 and 3", "",
+                  "Each round after the first ranks the last policy's answers beside new SFT samples and trains a new "
+                  "reward model and a new policy from the SFT model (the paper, section 3.1). The tables above are the "
+                  "last round's.", "",
+                  "| round | RM vs gold | RM vs labelers | ranked prompts | PPO vs SFT (gold) | 95% CI | KL | helpful |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in summary["rounds"]:
+            w = r["ppo_vs_sft"]
+            lines.append(f"| {r['round']} | {r['rm']['accuracy_gold']:.3f} | {r['rm']['accuracy_labelers']:.3f} | "
+                         f"{r['rm']['train_prompts']:,} | {w['gold']:.3f} | [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] | "
+                         f"{r['ppo']['kl']:.2f} | {r['ppo']['helpful_rate']:.3f} |")
     if summary.get("win_rates"):
         lines += ["", "## Win rates (ties count 1/2)", "",
                   "| comparison | gold | 95% CI | wins | ties | losses | labelers | RM | n |", "|---|---|---|---|---|---|---|---|---|"]
@@ -183,6 +197,60 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     return out, rm_config
 
 
+LABELER_KEYS = ("labelers_tau", "labeler_labeler_agreement", "labeler_gold_agreement")
+
+
+def _rm_figures(out: Path, history: list[dict], metrics: dict, world: dict) -> dict[str, str]:
+    """The reward model's training curve (with the labelers' agreement with gold as its ceiling) and its
+    held-out chosen-vs-rejected rewards, saved in ``out/plots``."""
+    ceiling = world["labelers"]["labeler_gold_agreement_fresh"]["all"]
+    return {"RM accuracy": str(plots.save(plots.rm_training(history, metrics, ceiling),
+                                          out / "plots" / "rm_accuracy.png").relative_to(out)),
+            "RM rewards": str(plots.save(plots.reward_histogram(metrics["chosen_rewards"], metrics["rejected_rewards"]),
+                                         out / "plots" / "rm_rewards.png").relative_to(out))}
+
+
+def _rankings_of(rm_dir: Path, rm: dict) -> tuple[list[dict], list[dict]]:
+    """The RM stage's training rankings and held-out rows: from memory when the stage ran in this process,
+    else from ``rankings.jsonl`` and ``heldout.jsonl`` beside the reward model (a resumed run)."""
+    if "rankings" in rm:
+        return rm["rankings"], rm["heldout"]
+    return io.read_jsonl(rm_dir / "rankings.jsonl"), io.read_jsonl(rm_dir / "heldout.jsonl")
+
+
+def _next_reward_model(out: Path, r: int, policy_path: Path, rankings: list[dict], heldout: list[dict], tau: float,
+                       rm_config, rm_init: Path, device: str, trust_remote_code: bool) -> dict:
+    """Step 2 of round ``r`` >= 2 (the paper, section 3.1): the last round's policy answers each of the world's
+    training comparison prompts K/2 times beside K/2 new SFT samples, a new labeler ranks them
+    (`reward.policy_comparisons`), and a new reward model is trained from ``rm_init`` on these and every
+    earlier round's ``rankings``, measured on the same ``heldout`` rows and saved in ``out/round{r}/rm``.
+    Returns `reward.fit_reward_model`'s result with ``new``, this round's rankings."""
+    from .generation import load_model
+    from .reward import comparison_prompts, fit_reward_model, policy_comparisons, save_comparisons, split_heldout
+    sft, tokenizer = load_model(out / "sft", device, trust_remote_code)
+    policy, _ = load_model(policy_path, device, trust_remote_code)
+    _, train_prompts = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)
+    new = policy_comparisons(sft, policy, tokenizer, train_prompts, rm_config, tau, round_no=r)
+    del sft, policy
+    folder = out / f"round{r}" / "rm"
+    fit = fit_reward_model(rm_init, rankings + new, heldout, tau, rm_config, folder, progress=False,
+                           trust_remote_code=trust_remote_code, info={"round": r, "new_rankings": len(new)})
+    save_comparisons(folder, rankings + new, heldout)
+    return {**fit, "new": new}
+
+
+def _round_record(r: int, summary: dict, prompts: list[str], responses: dict, seed: int) -> dict:
+    """One round of ``summary["rounds"]``: its reward model's held-out accuracy, its policy's rates and KL,
+    and the policy's gold win rate over the SFT answers (`evaluate.win_rate`)."""
+    from .evaluate import win_rate
+    from .world.gold import utility
+    u = {name: [utility(p, y) for p, y in zip(prompts, responses[name])] for name in ("ppo", "sft")}
+    rm, ppo = summary["rm"], summary["ppo"]
+    return {"round": r, "rm": {k: rm[k] for k in ("accuracy_gold", "accuracy_labelers", "train_prompts")},
+            "ppo": {k: ppo[k] for k in ("kl", "helpful_rate", "false_fact_rate", "harmful_rate")},
+            "ppo_vs_sft": win_rate(u["ppo"], u["sft"], seed)}
+
+
 def _save_progress(out: Path, summary: dict, metrics: list[dict], timings: dict, answers: dict) -> None:
     """``summary.json``, ``metrics.jsonl`` and ``answers.json`` (each model's answers to the evaluation
     prompts) as they stand after a stage, written atomically: a run that stops later (a kill, out of
@@ -226,7 +294,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
         rm_model: str | Path | None = None, more_comparisons: int | None = None, rm_prior: bool | None = None,
-        resume: bool = False) -> dict:
+        rounds: int = ROUNDS, resume: bool = False) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
     ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
 
@@ -251,6 +319,12 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     (``RMConfig.more_prompts``): new prompts of the world's mix, sampled and ranked the same way.
     None: ``MORE_COMPARISONS`` for the world's own models (``FAST_MORE_COMPARISONS`` in fast mode),
     0 for any other; 0 ranks the world's comparison file alone, as the paper's method needs.
+
+    ``rounds``: how many times steps 2 and 3 run (the paper, section 3.1: "Steps 2 and 3 can be iterated
+    continuously"). Round r >= 2 ranks K/2 answers of round r-1's policy beside K/2 new SFT samples for each
+    of the world's training comparison prompts, trains a new reward model from the SFT model on every
+    round's rankings (``round{r}/rm``) and a new PPO policy from the SFT model against it (``round{r}/ppo``).
+    ``summary["rounds"]`` records each round; ``ppo``, ``rm`` and the win rates are the last round's.
 
     ``rm_prior``: the reward model adds ``a * log pi_SFT(y|x) + b * |y|`` to its head, a and b fitted
     on its rankings (``RMConfig.likelihood_prior``, `reward.LikelihoodPrior`; not the paper's). None:
@@ -278,6 +352,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     scale = lr_scale(info)
     if scale != 1.0:
         sft_config.lr, rm_config.lr, ppo_config.lr = (c.lr * scale for c in (sft_config, rm_config, ppo_config))
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1 (steps 2 and 3 once), not {rounds}")
     if ppo_iterations is not None:
         if ppo_iterations < 1:
             raise ValueError(f"ppo_iterations must be at least 1, not {ppo_iterations}")
@@ -294,7 +370,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     rm_prior = world_model and RM_PRIOR if rm_prior is None else rm_prior
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
                        "more_comparisons": more_comparisons, "rm_prior": rm_prior, "lora": lora,
-                       "stages": list(stages)}
+                       "stages": list(stages), "rounds": rounds}
     prev = _finished(out, summary, resume)
     done = prev["done"]
 
@@ -354,7 +430,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         for key in ("rm", "rm_model"):
             if key in prev["summary"]:
                 summary[key] = prev["summary"][key]
-        summary["lr"]["rm"] = prev["summary"]["lr"]["rm"]
+        summary["lr"]["rm"] = rm_config.lr = prev["summary"]["lr"]["rm"]
         learned = LearnedReward.load(out / "rm", settings.device, trust_remote_code)
         held, _ = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)
         rm, held_prompts = {"model": learned.model, "tokenizer": learned.tokenizer}, held
@@ -377,34 +453,48 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         held_prompts = [r["prompt"] for r in rm["heldout"]]
         m = rm["metrics"]
         summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)} | {"train_prompts": len(rm["rankings"])}
-        ceiling = world["labelers"]["labeler_gold_agreement_fresh"]["all"]
-        figures["RM accuracy"] = str(plots.save(plots.rm_training(rm["history"], m, ceiling),
-                                                out / "plots" / "rm_accuracy.png").relative_to(out))
-        figures["RM rewards"] = str(plots.save(plots.reward_histogram(m["chosen_rewards"], m["rejected_rewards"]),
-                                               out / "plots" / "rm_rewards.png").relative_to(out))
+        figures.update(_rm_figures(out, rm["history"], m, world))
         bar.update()
         _save_progress(out, summary, metrics, timings, responses)
 
+    rm_init = out / "rm_sft" if rm_model is not None else out / "sft"     # where every round's reward model starts
     if rm_stage:
-        if "ppo" in stages:
-            bar.set_postfix_str("PPO")
+        rankings, last = None, out       # every round's rankings so far (read when round 2 needs them); the last round's folder
+        for r in range(1, rounds + 1) if "ppo" in stages else ():
+            folder = out if r == 1 else out / f"round{r}"
+            if r > 1:                    # step 2 again, on the last round's policy (`_next_reward_model`)
+                bar.set_postfix_str(f"round {r}: ranking the PPO policy's answers, a new reward model")
+                t = time.perf_counter()
+                if rankings is None:
+                    rankings, heldout = _rankings_of(out / "rm", rm)
+                rm = _next_reward_model(out, r, last / "ppo" / "policy", rankings, heldout,
+                                        summary["rm"]["labelers_tau"], rm_config, rm_init, settings.device,
+                                        trust_remote_code)
+                rankings = rankings + rm["new"]
+                timings["rm"] += time.perf_counter() - t
+                metrics += [{**h, "round": r} for h in rm["history"]]
+                labels = {k: summary["rm"][k] for k in LABELER_KEYS if k in summary["rm"]}  # the same held-out rows
+                summary["rm"] = {k: v for k, v in rm["metrics"].items() if not isinstance(v, list)} | labels | {
+                    "train_prompts": len(rankings), "round": r}
+                figures.update(_rm_figures(out, rm["history"], rm["metrics"], world))
+            bar.set_postfix_str("PPO" if rounds == 1 else f"round {r}: PPO")
             t = time.perf_counter()
             with friendly_oom("PPO", mini_batch_size=ppo_config.mini_batch_size, batch_size=ppo_config.batch_size,
                               lora=ppo_config.lora is not None,
                               gradient_checkpointing=ppo_config.gradient_checkpointing):
-                ppo = run_ppo(out / "sft", out / "rm", out / "ppo", ppo_config, progress=False, resume=resume,
+                ppo = run_ppo(out / "sft", folder / "rm", folder / "ppo", ppo_config, progress=False, resume=resume,
                               trust_remote_code=trust_remote_code, callback=lambda m, _: bar.set_postfix_str(
                                   f"PPO iteration {m['step']}/{ppo_config.iterations}"))
-            timings["ppo"] = time.perf_counter() - t
+            timings["ppo"] = timings.get("ppo", 0.0) + time.perf_counter() - t
             bar.set_postfix_str("judging the PPO policy")
-            metrics += ppo["history"]
+            metrics += ppo["history"] if r == 1 else [{**h, "round": r} for h in ppo["history"]]
             figures["PPO curves"] = str(plots.save(plots.ppo_curves(ppo["history"]), out / "plots" / "ppo_curves.png")
                                         .relative_to(out))
             t = time.perf_counter()      # the answers judged and their KL to SFT, from one sampling pass
             answers, kl = samples_and_kl(ppo["policy"], ppo["ref_policy"], ppo["tokenizer"], prompts,
                                          EVAL_TEMPERATURE, EVAL_MAX_NEW_TOKENS, seed=seed)
             timings["eval"] += time.perf_counter() - t
-            judged("ppo", out / "ppo" / "policy", answers)
+            judged("ppo", folder / "ppo" / "policy", answers)
             summary["ppo"]["kl"] = round(kl, 4)
             summary["ppo"]["skipped_steps"] = sum(h.get("policy/skipped_steps", 0) for h in ppo["history"])
             t = time.perf_counter()      # the RM on the PPO policy's answers to its held-out comparison prompts
@@ -412,6 +502,13 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                 rm["model"], rm["tokenizer"], ppo["policy"], ppo["tokenizer"], held_prompts,
                 summary["rm"]["labelers_tau"], rm_config, seed=seed + 5)
             timings["eval"] += time.perf_counter() - t
+            if rounds > 1:
+                summary.setdefault("rounds", []).append(_round_record(r, summary, prompts, responses, seed))
+            last = folder
+        if "ppo" in stages:
+            if rounds > 1:
+                figures["rounds"] = str(plots.save(plots.rounds(summary["rounds"]), out / "plots" / "rounds.png")
+                                        .relative_to(out))
             bar.update()
             _save_progress(out, summary, metrics, timings, responses)
 

@@ -185,6 +185,36 @@ def test_run_with_the_likelihood_prior(tmp_path, monkeypatch):
     assert seen["rm_prior"] is True
 
 
+def test_run_with_two_rounds_iterates_the_reward_model_and_the_policy(tmp_path, fast_run, monkeypatch):
+    """--rounds 2: round 1 is the run of one round; round 2 ranks round 1's PPO answers beside new SFT samples
+    for every training comparison prompt, trains a new RM on all rankings and a new policy, and the run reports
+    the last round (its RM, its PPO rates and win rates) with both rounds in summary["rounds"] and a plot."""
+    from minirlhf import cli
+    from minirlhf.run import run
+    summary = run(tmp_path, fast=True, rounds=2)
+    one = json.loads((fast_run / "summary.json").read_text())
+    first, second = summary["rounds"]
+    assert first["round"] == 1 and second["round"] == 2 and summary["args"]["rounds"] == 2
+    assert first["ppo_vs_sft"] == {k: v for k, v in one["win_rates"]["ppo_vs_sft"].items() if k not in ("labelers", "rm")}
+    assert first["rm"]["accuracy_gold"] == one["rm"]["accuracy_gold"] and first["ppo"]["kl"] == one["ppo"]["kl"]
+    trained = one["rm"]["train_prompts"] - one["args"]["more_comparisons"]     # the world's training prompts
+    assert second["rm"]["train_prompts"] == one["rm"]["train_prompts"] + trained == summary["rm"]["train_prompts"]
+    assert summary["rm"]["round"] == 2 and summary["rm"]["labelers_tau"] == one["rm"]["labelers_tau"]
+    assert summary["rm"]["accuracy_gold"] == second["rm"]["accuracy_gold"] and "on_ppo_samples" in summary["rm"]
+    assert summary["win_rates"]["ppo_vs_sft"]["gold"] == second["ppo_vs_sft"]["gold"]
+    assert summary["ppo"]["kl"] == second["ppo"]["kl"] and summary["ppo"]["model"].endswith("round2/ppo/policy")
+    for path in ("round2/rm/config.json", "round2/rm/rankings.jsonl", "round2/ppo/policy/config.json", "plots/rounds.png"):
+        assert (tmp_path / path).is_file(), path
+    assert "Rounds of steps 2 and 3" in (tmp_path / "report.md").read_text()
+    rounds = [json.loads(x).get("round") for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {None, 2} == set(rounds)
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        run(tmp_path / "none", fast=True, rounds=0)
+    seen = {}
+    monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
+    assert cli.main(["run", "--rounds", "3", "--out", str(tmp_path / "cli")]) == 0 and seen["rounds"] == 3
+
+
 def test_a_run_that_dies_in_ppo_keeps_what_it_measured_and_resumes(tmp_path, monkeypatch):
     """summary.json, metrics.jsonl and answers.json are written after every stage: a kill or an
     out-of-memory error in PPO leaves the SFT and RM results, and no made-up PPO ones. run(resume=True)

@@ -123,6 +123,28 @@ def test_more_prompts_are_new_training_comparisons_only():
     assert more["heldout"] == plain["heldout"] and more["tau"] == plain["tau"]
 
 
+def test_policy_comparisons_rank_the_policys_answers_beside_new_sft_samples():
+    """The next round's comparisons (the paper, section 3.1): K // 2 answers of the policy first, then
+    K - K // 2 new SFT samples, gold utilities for each, one ranking of all K; each round draws its own."""
+    from minirlhf.generation import load_model
+    from minirlhf.paths import base_model_dir
+    from minirlhf.reward import policy_comparisons, sample_comparisons
+    from minirlhf.world.gold import utility
+    policy, tokenizer = load_model(base_model_dir("tiny"))
+    prompts = ["Where does Ada live?", "Add 2 and 3.", "Write a short note about the goat."]
+    config = RMConfig(k=3, max_new_tokens=8, seed=4)
+    rows = policy_comparisons(policy, policy, tokenizer, prompts, config, tau=0.1)
+    assert [r["prompt"] for r in rows] == prompts
+    mine = sample_comparisons(policy, tokenizer, prompts, config, seed=4 + 11, k=1)
+    for row, first in zip(rows, mine):
+        assert len(row["responses"]) == 3 and row["responses"][:1] == first["responses"]
+        assert row["utilities"] == [utility(row["prompt"], y) for y in row["responses"]]
+        assert sorted(row["ranking"]) == [0, 1, 2]
+    again = policy_comparisons(policy, policy, tokenizer, prompts, config, tau=0.1)
+    third = policy_comparisons(policy, policy, tokenizer, prompts, config, tau=0.1, round_no=3)
+    assert again == rows and [r["responses"] for r in third] != [r["responses"] for r in rows]
+
+
 def test_response_logliks_are_the_language_models_own_sums():
     """log pi(y|x) over the response tokens and the end marker, counted, on the tokens the RM reads."""
     from minirlhf.generation import load_model
