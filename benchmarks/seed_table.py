@@ -39,7 +39,7 @@ def row(folder: str | Path) -> dict:
             "rates": {m: {k: s[m][k] for k in ("helpful_rate", "false_fact_rate", "harmful_rate")}
                       for m in ("base", "sft", "ppo") if m in s},
             "timings_s": {k: round(v, 1) for k, v in s["timings_s"].items()},
-            "rm_sft_s": s.get("rm_model", {}).get("sft_s")}
+            "rm_sft_s": s.get("rm_model", {}).get("sft_s"), "rounds": s.get("rounds")}
 
 
 def table(rows: list[dict]) -> str:
@@ -69,11 +69,29 @@ def prior_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rounds_table(rows: list[dict]) -> str:
+    """Every round of runs made with ``--rounds N`` (``summary["rounds"]``): each round's reward model and
+    its policy's gold win rate over SFT; the headline table shows the last round."""
+    lines = ["| seed | round | RM vs gold | RM vs labelers | rankings | PPO vs SFT (gold) | wins / ties / losses | KL | "
+             "helpful |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for x in r.get("rounds") or []:
+            w = x["ppo_vs_sft"]
+            lines.append(f"| {r['seed']} | {x['round']} | {x['rm']['accuracy_gold']:.3f} | {x['rm']['accuracy_labelers']:.3f} | "
+                         f"{x['rm']['train_prompts']:,} | {w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] | "
+                         f"{w['wins']:.3f} / {w['ties']:.3f} / {w['losses']:.3f} | {x['ppo']['kl']:.2f} | "
+                         f"{x['ppo']['helpful_rate']:.3f} |")
+    return "\n".join(lines)
+
+
 def show(saved: dict) -> str:
-    """The saved rows as markdown: the headline table, and the prior's when a run used one."""
+    """The saved rows as markdown: the headline table, the prior's when a run used one, and every round's
+    when a run iterated steps 2 and 3."""
     text = table(saved["rows"])
     if any(r.get("rm_prior") for r in saved["rows"]):
         text += "\n\n" + prior_table(saved["rows"])
+    if any(r.get("rounds") for r in saved["rows"]):
+        text += "\n\n" + rounds_table(saved["rows"])
     return text
 
 

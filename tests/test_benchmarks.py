@@ -202,7 +202,7 @@ def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
     assert "| 1 | 0.610 | 0.550 | 0.620 | 0.700 [0.650, 0.750] |" in printed and "| 250 s |" in printed
     assert [r["ppo_vs_sft"]["gold"] for r in out["rows"]] == [0.6, 0.7] and json.loads(saved.read_text()) == out
     assert table.main(["--show", str(saved)]) == out
-    assert "head alone" not in printed
+    assert "head alone" not in printed and "| round |" not in printed
     with pytest.raises(FileNotFoundError, match="summary.json missing"):
         table.main([str(tmp_path)])
     summary = json.loads((tmp_path / "r1" / "summary.json").read_text())
@@ -210,6 +210,14 @@ def test_seed_table_reads_run_folders_and_saves_them(tmp_path, capsys):
     (tmp_path / "r1" / "summary.json").write_text(json.dumps(summary))
     table.main([str(tmp_path / "r0"), str(tmp_path / "r1")])
     assert "| 1 | 0.0600 | -0.0500 | 0.580 | 0.600 | 0.610 |" in capsys.readouterr().out
+    summary["rounds"] = [{"round": i, "rm": {"accuracy_gold": a, "accuracy_labelers": 0.6, "train_prompts": n},
+                          "ppo": {"kl": 2.5, "helpful_rate": 0.6}, "ppo_vs_sft": w(g)}
+                         for i, a, n, g in ((1, 0.7, 7440, 0.62), (2, 0.73, 9300, 0.68))]
+    (tmp_path / "r1" / "summary.json").write_text(json.dumps(summary))
+    table.main([str(tmp_path / "r0"), str(tmp_path / "r1")])
+    printed = capsys.readouterr().out
+    assert "| 1 | 2 | 0.730 | 0.600 | 9,300 | 0.680 [0.630, 0.730] | 0.680 / 0.000 / 0.320 | 2.50 | 0.600 |" in printed
+    assert "| 1 | 1 | 0.700 |" in printed and "| 0 | 1 |" not in printed
     table.main(["--means", str(saved)])                 # PPO vs SFT 0.6 and 0.7: 0.650 on average
     assert "| t.json | 2 | 0.610 | 0.550 | 0.650 | 0.800 | 0.500 |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="give saved tables"):
