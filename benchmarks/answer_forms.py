@@ -63,16 +63,20 @@ def rm_prefers_hedge(folder: str | Path) -> dict | None:
     """How a run's reward model and SFT model see the hedge "I don't know." on the known-person questions:
     ``share``, where the reward model scores it above the SFT answer; ``rm_margin``, its mean score minus
     the SFT answer's; ``gold_margin``, the same by gold utility; ``logp_hedge`` and ``logp_sft``, the mean
-    log pi_SFT of the hedge and of the SFT answer. None for a folder without a reward model (``rm/``)."""
+    log pi_SFT of the hedge and of the SFT answer. None for a folder without a reward model (``rm/``). For a run
+    made with ``--rounds N``, the reward model of its last round (``roundN/rm``), the one its reported policy met."""
     from minirlhf.generation import load_model
     from minirlhf.ppo import LearnedReward
     from minirlhf.reward import response_logliks
     from minirlhf.world.gold import utility
+    from minirlhf.io import read_json
     rows = [row for _, row in known_person_rows(folder, ("sft",))]
-    if not (Path(folder) / "rm").is_dir() or not rows:
+    rounds = read_json(Path(folder) / "summary.json").get("rounds") if (Path(folder) / "summary.json").is_file() else None
+    rm_dir = Path(folder) / (f"round{rounds[-1]['round']}/rm" if rounds else "rm")   # --rounds N: the last round's
+    if not rm_dir.is_dir() or not rows:
         return None
     prompts, answers, hedges = [r["prompt"] for r in rows], [r["sft"] for r in rows], [HEDGE] * len(rows)
-    reward = LearnedReward.load(Path(folder) / "rm")
+    reward = LearnedReward.load(rm_dir)
     hedge, sft = reward(prompts, hedges), reward(prompts, answers)
     lm, tokenizer = load_model(Path(folder) / "sft", "cpu")
     logp_hedge, logp_sft = (response_logliks(lm, tokenizer, prompts, ys)[:, 0].mean() for ys in (hedges, answers))

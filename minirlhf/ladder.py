@@ -362,6 +362,10 @@ def require_run_folders(parser, runs: list[str], needs: tuple[str, ...], what: s
         for need in needs:
             if not (Path(run) / need).is_file():
                 parser.error(f"{run} is not {what}: {Path(run) / need} is missing")
+        summary = Path(run) / "summary.json"
+        if summary.is_file() and json.loads(summary.read_text()).get("rounds"):
+            parser.error(f"{run} was made with `minirlhf run --rounds N`: its rm/ and ppo/ are round 1's and its "
+                         "summary the last round's; give a run of one round")
 
 
 def gather(out: str | Path, rungs: dict[str, list[int]], **meta) -> dict:

@@ -281,3 +281,19 @@ def test_answer_forms_asks_the_runs_reward_model_about_hedges(fast_run):
     above = [float(reward([r["prompt"]], ["I don't know."])[0]) > float(reward([r["prompt"]], [r["sft"]])[0])
              for r in rows]
     assert out["n"] == len(rows) > 0 and out["share"] == pytest.approx(sum(above) / len(rows), abs=1e-4)
+
+
+def test_run_folder_scripts_refuse_a_run_of_several_rounds(tmp_path, capsys):
+    """A `--rounds N` run keeps round 1's rm/ and ppo/ and reports the last round: the scripts that retrain or
+    compare against a run's own stages say so instead of mixing the two."""
+    import argparse
+
+    import pytest
+
+    from minirlhf.ladder import require_run_folders
+    (tmp_path / "summary.json").write_text(json.dumps({"seed": 0, "rounds": [{"round": 1}, {"round": 2}]}))
+    with pytest.raises(SystemExit):
+        require_run_folders(argparse.ArgumentParser(), [str(tmp_path)], ("summary.json",), "a finished run folder")
+    assert "made with `minirlhf run --rounds N`" in capsys.readouterr().err
+    (tmp_path / "summary.json").write_text(json.dumps({"seed": 0}))
+    require_run_folders(argparse.ArgumentParser(), [str(tmp_path)], ("summary.json",), "a finished run folder")
