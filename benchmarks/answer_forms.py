@@ -5,13 +5,14 @@
     python benchmarks/answer_forms.py --show data/results/answer_forms_cpu.json
 
 Each run's evaluation answers (``samples.jsonl``) to open questions about a known person are sorted
-into three forms: **named** ("Ada is a baker."), **bare** ("Baker.": the person is not named) and
-**hedge** ("I don't know.", "I'm not sure"). Per form and model: how many answers, and the share that
+into four forms: **named** ("Ada is a baker."), **bare** ("Baker.": the person is not named),
+**hedge** ("I don't know.", "I'm not sure") and **opening** (one of the world's polite openings, "Of
+course.", and nothing after it). Per form and model: how many answers, and the share that
 is helpful by gold (right, and no false fact). A tiny model recalls a fact better right after the
 person's name, so the form a policy moves to decides how many facts it gets right.
 
-For each run it also puts the hedge "I don't know." beside the SFT model's own answer to each of those
-questions: how often and by how much the run's reward model (with its likelihood prior when it has
+For each run it also puts the hedge "I don't know." (and the opening "Of course." alone) beside the SFT
+model's own answer to each of those questions: how often and by how much the run's reward model (with its likelihood prior when it has
 one) scores the hedge higher, how much gold prefers the answer, and how much less likely the SFT
 model is to say the hedge. A policy that finds a hedge the reward model overrates gains by hedging.
 """
@@ -24,14 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))      # seed_table's command line
 from minirlhf import io  # noqa: E402
 
-FORMS = ("named", "bare", "hedge")
+FORMS = ("named", "bare", "hedge", "opening")
 HEDGE = "I don't know."
+OPENING = "Of course."
 HEDGES = ("don't know", "do not know", "not sure", "no information", "no idea")
 
 
 def form(person: str, answer: str) -> str:
-    """``hedge`` when the answer says it does not know, ``named`` when it names the person, else ``bare``."""
+    """``hedge`` when the answer says it does not know, ``opening`` when it is a polite opening alone (or
+    empty), ``named`` when it names the person, else ``bare``."""
+    from minirlhf.world.responses import OPENERS
     low = answer.lower()
+    if low.strip() in {o.strip().lower() for o in OPENERS}:
+        return "opening"
     if any(h in low for h in HEDGES):
         return "hedge"
     return "named" if person.lower() in low else "bare"
@@ -59,11 +65,11 @@ def run_forms(folder: str | Path, models: tuple[str, ...] = ("sft", "ppo")) -> d
     return out
 
 
-def rm_prefers_hedge(folder: str | Path) -> dict | None:
-    """How a run's reward model and SFT model see the hedge "I don't know." on the known-person questions:
-    ``share``, where the reward model scores it above the SFT answer; ``rm_margin``, its mean score minus
-    the SFT answer's; ``gold_margin``, the same by gold utility; ``logp_hedge`` and ``logp_sft``, the mean
-    log pi_SFT of the hedge and of the SFT answer. None for a folder without a reward model (``rm/``). For a run
+def rm_prefers_hedge(folder: str | Path, alternative: str = HEDGE) -> dict | None:
+    """How a run's reward model and SFT model see ``alternative`` (the hedge "I don't know.", or the opening
+    "Of course." alone) on the known-person questions: ``share``, where the reward model scores it above the
+    SFT answer; ``rm_margin``, its mean score minus the SFT answer's; ``gold_margin``, the same by gold
+    utility; ``logp_hedge`` and ``logp_sft``, the mean log pi_SFT of the alternative and of the SFT answer. None for a folder without a reward model (``rm/``). For a run
     made with ``--rounds N``, the reward model of its last round (``roundN/rm``), the one its reported policy met."""
     from minirlhf.generation import load_model
     from minirlhf.ppo import LearnedReward
@@ -75,12 +81,12 @@ def rm_prefers_hedge(folder: str | Path) -> dict | None:
     rm_dir = Path(folder) / (f"round{rounds[-1]['round']}/rm" if rounds else "rm")   # --rounds N: the last round's
     if not rm_dir.is_dir() or not rows:
         return None
-    prompts, answers, hedges = [r["prompt"] for r in rows], [r["sft"] for r in rows], [HEDGE] * len(rows)
+    prompts, answers, hedges = [r["prompt"] for r in rows], [r["sft"] for r in rows], [alternative] * len(rows)
     reward = LearnedReward.load(rm_dir)
     hedge, sft = reward(prompts, hedges), reward(prompts, answers)
     lm, tokenizer = load_model(Path(folder) / "sft", "cpu")
     logp_hedge, logp_sft = (response_logliks(lm, tokenizer, prompts, ys)[:, 0].mean() for ys in (hedges, answers))
-    gold = sum(utility(p, a) - utility(p, HEDGE) for p, a in zip(prompts, answers)) / len(rows)
+    gold = sum(utility(p, a) - utility(p, alternative) for p, a in zip(prompts, answers)) / len(rows)
     mean = lambda x: round(float(x), 4)  # noqa: E731
     return {"n": len(rows), "share": mean((hedge > sft).float().mean()), "rm_margin": mean((hedge - sft).mean()),
             "gold_margin": mean(-gold), "logp_hedge": mean(logp_hedge), "logp_sft": mean(logp_sft)}
@@ -91,13 +97,15 @@ def table(saved: dict) -> str:
              "|---|---|" + "---|" * len(FORMS)]
     for run, models in saved["runs"].items():
         for m, cells in models.items():
-            shown = [f"{c['n']} ({c['helpful'] / c['n']:.2f})" if c["n"] else "0" for c in (cells[f] for f in FORMS)]
+            shown = [f"{c['n']} ({c['helpful'] / c['n']:.2f})" if c["n"] else "0"
+                     for c in (cells.get(f, {"n": 0}) for f in FORMS)]      # files saved before "opening": 0
             lines.append(f"| {run} | {m} | " + " | ".join(shown) + " |")
-    if saved.get("rm_prefers_hedge"):
-        lines += ["", "| run | RM scores \"I don't know.\" above the SFT answer | RM: hedge − SFT answer | "
-                  "gold: hedge − SFT answer | log pi_SFT: hedge / SFT answer |", "|---|---|---|---|---|"]
-        lines += [f"| {run} | {c['share']:.2f} of {c['n']} | {c['rm_margin']:+.2f} | {c['gold_margin']:+.2f} | "
-                  f"{c['logp_hedge']:.1f} / {c['logp_sft']:.1f} |" for run, c in saved["rm_prefers_hedge"].items() if c]
+    for key, said in (("rm_prefers_hedge", HEDGE), ("rm_prefers_opening", OPENING)):
+        if saved.get(key):
+            lines += ["", f"| run | RM scores \"{said}\" above the SFT answer | RM: it − SFT answer | "
+                      "gold: it − SFT answer | log pi_SFT: it / SFT answer |", "|---|---|---|---|---|"]
+            lines += [f"| {run} | {c['share']:.2f} of {c['n']} | {c['rm_margin']:+.2f} | {c['gold_margin']:+.2f} | "
+                      f"{c['logp_hedge']:.1f} / {c['logp_sft']:.1f} |" for run, c in saved[key].items() if c]
     return "\n".join(lines)
 
 
@@ -105,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     from seed_table import folders_main
     return folders_main("answer_forms.py", __doc__.splitlines()[0],
                         lambda runs: {"runs": {str(r): run_forms(r) for r in runs},
-                                      "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs}},
+                                      "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs},
+                                      "rm_prefers_opening": {str(r): rm_prefers_hedge(r, OPENING) for r in runs}},
                         table, argv)
 
 

@@ -253,18 +253,25 @@ def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp
 
 def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):
     forms = _script("answer_forms")
-    assert [forms.form("Ada", a) for a in ("Ada is a baker.", "Baker.", "I don't know.", "I'm not sure about Ada.")] == \
-        ["named", "bare", "hedge", "hedge"]
+    answers = ("Ada is a baker.", "Baker.", "I don't know.", "I'm not sure about Ada.", "Of course.", "Happy to help. ", "",
+               "Of course. Ada bakes.")
+    assert [forms.form("Ada", a) for a in answers] == \
+        ["named", "bare", "hedge", "hedge", "opening", "opening", "opening", "named"]
     from minirlhf.world import kb
     ada, job = kb.KNOWN_PEOPLE[0], kb.FACTS[kb.KNOWN_PEOPLE[0]]["job"]
     rows = [{"prompt": f"What is {ada}'s job?", "sft": f"{ada} is a {job}.", "ppo": "I don't know."},
             {"prompt": f"Which job does {ada} have?", "sft": "Smith." if job != "smith" else "Baker.", "ppo": f"{job}."},
+            {"prompt": f"Where does {ada} live?", "sft": "I'm not sure.", "ppo": "Sure!"},
             {"prompt": "What is 2 plus 2?", "sft": "4.", "ppo": "4."}]                    # not about a known person
     (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = forms.main([str(tmp_path), "--save", str(tmp_path / "f.json")])["runs"][str(tmp_path)]
-    assert out["sft"] == {"named": {"n": 1, "helpful": 1}, "bare": {"n": 1, "helpful": 0}, "hedge": {"n": 0, "helpful": 0}}
-    assert out["ppo"] == {"named": {"n": 0, "helpful": 0}, "bare": {"n": 1, "helpful": 1}, "hedge": {"n": 1, "helpful": 0}}
-    assert "| sft | 1 (1.00) | 1 (0.00) | 0 |" in capsys.readouterr().out
+    assert out["sft"] == {"named": {"n": 1, "helpful": 1}, "bare": {"n": 1, "helpful": 0}, "hedge": {"n": 1, "helpful": 0},
+                          "opening": {"n": 0, "helpful": 0}}
+    assert out["ppo"] == {"named": {"n": 0, "helpful": 0}, "bare": {"n": 1, "helpful": 1}, "hedge": {"n": 1, "helpful": 0},
+                          "opening": {"n": 1, "helpful": 0}}
+    assert "| sft | 1 (1.00) | 1 (0.00) | 1 (0.00) | 0 |" in capsys.readouterr().out
+    old = {"runs": {"old": {"sft": {f: {"n": 1, "helpful": 1} for f in ("named", "bare", "hedge")}}}}
+    assert "| old | sft | 1 (1.00) | 1 (1.00) | 1 (1.00) | 0 |" in forms.table(old)     # saved before "opening"
     assert forms.main([str(tmp_path)])["rm_prefers_hedge"] == {str(tmp_path): None}     # no rm/ in this folder
 
 
@@ -281,6 +288,9 @@ def test_answer_forms_asks_the_runs_reward_model_about_hedges(fast_run):
     above = [float(reward([r["prompt"]], ["I don't know."])[0]) > float(reward([r["prompt"]], [r["sft"]])[0])
              for r in rows]
     assert out["n"] == len(rows) > 0 and out["share"] == pytest.approx(sum(above) / len(rows), abs=1e-4)
+    opening = forms.rm_prefers_hedge(fast_run, forms.OPENING)
+    above = [float(reward([r["prompt"]], ["Of course."])[0]) > float(reward([r["prompt"]], [r["sft"]])[0]) for r in rows]
+    assert opening["share"] == pytest.approx(sum(above) / len(rows), abs=1e-4) and opening["logp_sft"] == out["logp_sft"]
 
 
 def test_run_folder_scripts_refuse_a_run_of_several_rounds(tmp_path, capsys):
