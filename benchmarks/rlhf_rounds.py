@@ -98,6 +98,14 @@ def markdown(r: dict) -> str:
             rows.append(f"| {x['run']} | {name[-1]} | {y['rm_accuracy_gold']:.3f} | {y['rm_accuracy_labelers']:.3f} | "
                         f"{w['gold']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] | {y['ppo_vs_base']:.3f} | {y['kl']:.2f} | "
                         f"{y['helpful_rate']:.3f} | {y['open_qa_helpful']:.3f} | {y['false_fact_rate']:.3f} |")
+    for name in ("round1", "round2"):                 # each column averaged over the runs (seeds)
+        ys = [x[name] for x in r["runs"]]
+        mean = lambda get: sum(get(y) for y in ys) / len(ys)  # noqa: E731
+        rows.append(f"| mean of {len(ys)} | {name[-1]} | {mean(lambda y: y['rm_accuracy_gold']):.3f} | "
+                    f"{mean(lambda y: y['rm_accuracy_labelers']):.3f} | {mean(lambda y: y['ppo_vs_sft']['gold']):.3f} | "
+                    f"{mean(lambda y: y['ppo_vs_base']):.3f} | {mean(lambda y: y['kl']):.2f} | "
+                    f"{mean(lambda y: y['helpful_rate']):.3f} | {mean(lambda y: y['open_qa_helpful']):.3f} | "
+                    f"{mean(lambda y: y['false_fact_rate']):.3f} |")
     return "\n".join([head] + rows)
 
 
