@@ -198,6 +198,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
 
 
 LABELER_KEYS = ("labelers_tau", "labeler_labeler_agreement", "labeler_gold_agreement")
+RM_INFO_ONLY = ("config", "init", "offset", "train_rankings", "train_s", "sampling_s")  # rm_info.json, not summary["rm"]
 
 
 def _rm_figures(out: Path, history: list[dict], metrics: dict, world: dict) -> dict[str, str]:
@@ -430,6 +431,9 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         for key in ("rm", "rm_model"):
             if key in prev["summary"]:
                 summary[key] = prev["summary"][key]
+        if "round" in summary["rm"]:     # a finished run of several rounds: round 1's reward model is the one in rm/
+            info = io.read_json(out / "rm" / "rm_info.json")
+            summary["rm"] = {k: v for k, v in info.items() if k not in RM_INFO_ONLY} | {"train_prompts": info["train_rankings"]}
         summary["lr"]["rm"] = rm_config.lr = prev["summary"]["lr"]["rm"]
         learned = LearnedReward.load(out / "rm", settings.device, trust_remote_code)
         held, _ = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)

@@ -208,6 +208,8 @@ def test_run_with_two_rounds_iterates_the_reward_model_and_the_policy(tmp_path, 
     assert "Rounds of steps 2 and 3" in (tmp_path / "report.md").read_text()
     rounds = [json.loads(x).get("round") for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {None, 2} == set(rounds)
+    again = run(tmp_path, fast=True, rounds=2, resume=True)      # a finished run resumed: round 1's RM is rm/'s
+    assert again["rounds"] == summary["rounds"] and again["rm"] == summary["rm"]
     with pytest.raises(ValueError, match="rounds must be at least 1"):
         run(tmp_path / "none", fast=True, rounds=0)
     seen = {}
