@@ -24,19 +24,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))      # seed_table's command line
 from minirlhf import io  # noqa: E402
+from minirlhf.world.responses import OPENERS  # noqa: E402
 
 FORMS = ("named", "bare", "hedge", "opening")
 HEDGE = "I don't know."
 OPENING = "Of course."
 HEDGES = ("don't know", "do not know", "not sure", "no information", "no idea")
+OPENINGS = {o.strip().lower() for o in OPENERS}     # the world's polite openings, "" among them
 
 
 def form(person: str, answer: str) -> str:
     """``hedge`` when the answer says it does not know, ``opening`` when it is a polite opening alone (or
     empty), ``named`` when it names the person, else ``bare``."""
-    from minirlhf.world.responses import OPENERS
     low = answer.lower()
-    if low.strip() in {o.strip().lower() for o in OPENERS}:
+    if low.strip() in OPENINGS:
         return "opening"
     if any(h in low for h in HEDGES):
         return "hedge"

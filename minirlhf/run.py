@@ -201,6 +201,12 @@ LABELER_KEYS = ("labelers_tau", "labeler_labeler_agreement", "labeler_gold_agree
 RM_INFO_ONLY = ("config", "init", "offset", "train_rankings", "train_s", "sampling_s")  # rm_info.json, not summary["rm"]
 
 
+def _rm_summary(metrics: dict, train_prompts: int, **extra) -> dict:
+    """``summary["rm"]``: a reward model's held-out metrics without their per-pair lists, ``extra``, and how many
+    rankings trained it."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, list)} | extra | {"train_prompts": train_prompts}
+
+
 def _rm_figures(out: Path, history: list[dict], metrics: dict, world: dict) -> dict[str, str]:
     """The reward model's training curve (with the labelers' agreement with gold as its ceiling) and its
     held-out chosen-vs-rejected rewards, saved in ``out/plots``."""
@@ -433,7 +439,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                 summary[key] = prev["summary"][key]
         if "round" in summary["rm"]:     # a finished run of several rounds: round 1's reward model is the one in rm/
             info = io.read_json(out / "rm" / "rm_info.json")
-            summary["rm"] = {k: v for k, v in info.items() if k not in RM_INFO_ONLY} | {"train_prompts": info["train_rankings"]}
+            summary["rm"] = _rm_summary({k: v for k, v in info.items() if k not in RM_INFO_ONLY}, info["train_rankings"])
         summary["lr"]["rm"] = rm_config.lr = prev["summary"]["lr"]["rm"]
         learned = LearnedReward.load(out / "rm", settings.device, trust_remote_code)
         held, _ = split_heldout(comparison_prompts(rm_config), rm_config.heldout_fraction)
@@ -456,7 +462,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         metrics += rm["history"]
         held_prompts = [r["prompt"] for r in rm["heldout"]]
         m = rm["metrics"]
-        summary["rm"] = {k: v for k, v in m.items() if not isinstance(v, list)} | {"train_prompts": len(rm["rankings"])}
+        summary["rm"] = _rm_summary(m, len(rm["rankings"]))
         figures.update(_rm_figures(out, rm["history"], m, world))
         bar.update()
         _save_progress(out, summary, metrics, timings, responses)
@@ -478,8 +484,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
                 timings["rm"] += time.perf_counter() - t
                 metrics += [{**h, "round": r} for h in rm["history"]]
                 labels = {k: summary["rm"][k] for k in LABELER_KEYS if k in summary["rm"]}  # the same held-out rows
-                summary["rm"] = {k: v for k, v in rm["metrics"].items() if not isinstance(v, list)} | labels | {
-                    "train_prompts": len(rankings), "round": r}
+                summary["rm"] = _rm_summary(rm["metrics"], len(rankings), **labels) | {"round": r}
                 figures.update(_rm_figures(out, rm["history"], rm["metrics"], world))
             bar.set_postfix_str("PPO" if rounds == 1 else f"round {r}: PPO")
             t = time.perf_counter()
