@@ -452,6 +452,7 @@ def autopilot(model, device) -> dict:
         "ppo_mini_batch_size": mini, "max_new_tokens": 32 if (big and memory is None) else 48,
         "sft_lr": (2e-4 if lora else 2e-5) if real else None, "rm_lr": (1e-4 if lora else 1e-5) if real else None,
         "ppo_lr": (2e-5 if lora else 3e-6) if real else None, "sft_epochs": 1 if real else None,
+        "rm_epochs": 2 if real else None,  # RMConfig's 6 are for the tiny world's 1M-parameter reward model
         "reason": reason,
     }
 
@@ -473,6 +474,8 @@ def apply_autopilot(pilot: dict, sft, rm, ppo) -> None:
             cfg.lr = pilot[key]
     if pilot["sft_epochs"] is not None:
         sft.epochs = min(sft.epochs, pilot["sft_epochs"])
+    if pilot["rm_epochs"] is not None:
+        rm.epochs = min(rm.epochs, pilot["rm_epochs"])
 
 
 class OutOfMemory(RuntimeError):

@@ -251,6 +251,27 @@ def test_ppo_sweep_reproduces_the_runs_own_ppo_and_changes_a_field(fast_run, tmp
     assert "not a finished" in capsys.readouterr().err
 
 
+def test_rm_epochs_reproduces_the_runs_reward_model_and_trains_longer(fast_run, tmp_path, capsys):
+    """The run's own number of epochs (1 in fast mode) gives the run's own held-out accuracy again; another
+    number trains a reward model of its own; a folder that is not a run is named before any training."""
+    epochs = _script("rm_epochs")
+    saved = tmp_path / "epochs.json"
+    out = epochs.main(["--run", str(fast_run), "--epochs", "1", "2", "--out", str(tmp_path / "o"), "--save", str(saved)])
+    assert json.loads(saved.read_text()) == out
+    own, longer = out["rows"]
+    summary = json.loads((fast_run / "summary.json").read_text())
+    assert (own["epochs"], longer["epochs"]) == (1, 2)
+    assert own["accuracy_gold"] == own["run_accuracy_gold"] == summary["rm"]["accuracy_gold"]
+    assert own["accuracy_labelers"] == summary["rm"]["accuracy_labelers"]
+    assert json.loads((tmp_path / "o" / fast_run.name / "epochs_2" / "rm_info.json").read_text())["config"]["epochs"] == 2
+    capsys.readouterr()
+    epochs.main(["--show", str(saved)])
+    assert "| 2 | " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        epochs.main(["--run", str(tmp_path), "--epochs", "2"])
+    assert "not a finished" in capsys.readouterr().err
+
+
 def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):
     forms = _script("answer_forms")
     answers = ("Ada is a baker.", "Baker.", "I don't know.", "I'm not sure about Ada.", "Of course.", "Happy to help. ", "",

@@ -315,7 +315,7 @@ def test_autopilot_keeps_tiny_settings_and_picks_lora_for_big_models_on_cpu():
     sft, rm, ppo = SFTConfig(), RMConfig(), PPOConfig()
     apply_autopilot(pilot, sft, rm, ppo)
     assert ppo.lora is not None and ppo.batch_size % ppo.mini_batch_size == 0 and ppo.lr == pilot["ppo_lr"] < 1e-4
-    assert sft.epochs == 1 and rm.batch_prompts == 2
+    assert sft.epochs == 1 and rm.batch_prompts == 2 and rm.epochs == 2
 
 
 def test_precision_is_fp32_on_the_cpu_and_the_scaler_a_pass_through():
