@@ -410,6 +410,10 @@ def device_memory_gib(device) -> float | None:
     return None
 
 
+REAL_MODEL_PARAMS = 5e6  # the world's tiny and nano bases are under this; larger models want small learning rates
+                         # and the reward model's 2 epochs (RMConfig's 6 are for the tiny world's 1M-parameter RM)
+
+
 def autopilot(model, device) -> dict:
     """Settings for training ``model`` on ``device``: LoRA on/off, batch sizes, precision,
     gradient checkpointing, learning rates. Returns a dict (``apply_autopilot`` puts it into
@@ -444,7 +448,7 @@ def autopilot(model, device) -> dict:
         reason = (f"{torch.device(device).type} with {memory:.0f} GiB, {params / 1e6:.0f}M parameters: "
                   f"full fine-tuning needs ~{need:.1f} GiB for PPO" + ("; LoRA" if lora else "") +
                   ("; gradient checkpointing" if checkpointing else ""))
-    real = params > 5e6  # the world's tiny ladder is under this; real models want small learning rates
+    real = params > REAL_MODEL_PARAMS
     return {
         "params": params, "device": str(device), "precision": precision, "lora": LoRAConfig() if lora else None,
         "gradient_checkpointing": checkpointing,
@@ -452,7 +456,7 @@ def autopilot(model, device) -> dict:
         "ppo_mini_batch_size": mini, "max_new_tokens": 32 if (big and memory is None) else 48,
         "sft_lr": (2e-4 if lora else 2e-5) if real else None, "rm_lr": (1e-4 if lora else 1e-5) if real else None,
         "ppo_lr": (2e-5 if lora else 3e-6) if real else None, "sft_epochs": 1 if real else None,
-        "rm_epochs": 2 if real else None,  # RMConfig's 6 are for the tiny world's 1M-parameter reward model
+        "rm_epochs": 2 if real else None,
         "reason": reason,
     }
 

@@ -145,6 +145,27 @@ def test_run_with_the_reward_models_own_base(tmp_path, monkeypatch):
         run(tmp_path / "bad", fast=True, stages=("base", "sft", "rm"), rm_model=tmp_path / "nowhere")
 
 
+def test_a_larger_reward_model_base_keeps_two_epochs(tmp_path, monkeypatch):
+    """RMConfig's 6 epochs are for the tiny world's reward model; a base over 5M parameters (the ladder's small
+    and up, as `models.autopilot` treats a larger policy) trains 2, at its own learning-rate scale."""
+    import shutil
+
+    import minirlhf.sft
+    from minirlhf.reward import RMConfig
+    from minirlhf.run import _rm_sft
+    from minirlhf.settings import get_settings
+    monkeypatch.setattr(minirlhf.sft, "run_sft", lambda *a, **kw: None)       # the configs alone are under test
+    settings = get_settings(fast=False, device="cpu")
+    for params, epochs in ((1_023_104, RMConfig().epochs), (5_198_592, 2)):
+        base = shutil.copytree(base_model_dir("tiny"), tmp_path / f"base{params}")
+        info = json.loads((base / "pretrain_info.json").read_text())
+        (base / "pretrain_info.json").write_text(json.dumps({**info, "params": params, "lr": 1e-3}))
+        summary = {}
+        _, config = _rm_sft(base, tmp_path / f"rm_sft{params}", settings, summary)
+        assert config.epochs == epochs and config.lr == pytest.approx(RMConfig().lr / 2)
+        assert summary["rm_model"]["lr_scale"] == 0.5
+
+
 def test_run_with_more_comparisons(tmp_path, monkeypatch):
     """--more-comparisons N: N more ranked prompts for training only; the held-out pairs stay the same."""
     from minirlhf import cli
