@@ -860,8 +860,8 @@ def quickstart() -> list:
 
             `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
             `summary.json`, `metrics.jsonl`, `report.md` and the plots. The command line also ranks 5,580
-            more prompts for the reward model (`more_comparisons`: a better reward model and PPO, for
-            about 6 minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to about 3.
+            more prompts for the reward model (`more_comparisons`: a better reward model, for about 8
+            minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to a few minutes.
         """),
         code('''
             more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
@@ -1276,7 +1276,7 @@ def dpo() -> list:
         md("""
             ## The whole pipeline first
 
-            `minirlhf run` does SFT, the reward model and PPO (about 3 minutes on 2 CPU cores with the world's
+            `minirlhf run` does SFT, the reward model and PPO (a few minutes on 2 CPU cores with the world's
             own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 5,580 more). Beside its
             reward model it keeps the labelers' rankings the RM learned from (`rm/rankings.jsonl`) and the
             held-out comparisons it was measured on (`rm/heldout.jsonl`): DPO will learn from the same ones.
