@@ -411,7 +411,7 @@ def device_memory_gib(device) -> float | None:
 
 
 REAL_MODEL_PARAMS = 5e6  # the world's tiny and nano bases are under this; larger models want small learning rates
-                         # and the reward model's 2 epochs (RMConfig's 6 are for the tiny world's 1M-parameter RM)
+REAL_MODEL_RM_EPOCHS = 2  # and a reward model of 2 epochs (RMConfig's 6 are for the tiny world's 1M-parameter RM)
 
 
 def autopilot(model, device) -> dict:
@@ -456,7 +456,7 @@ def autopilot(model, device) -> dict:
         "ppo_mini_batch_size": mini, "max_new_tokens": 32 if (big and memory is None) else 48,
         "sft_lr": (2e-4 if lora else 2e-5) if real else None, "rm_lr": (1e-4 if lora else 1e-5) if real else None,
         "ppo_lr": (2e-5 if lora else 3e-6) if real else None, "sft_epochs": 1 if real else None,
-        "rm_epochs": 2 if real else None,
+        "rm_epochs": REAL_MODEL_RM_EPOCHS if real else None,
         "reason": reason,
     }
 

@@ -186,13 +186,13 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     """SFT of the reward model's own base (``run(rm_model=...)``); returns its path and the RM
     config at that base's learning-rate scale."""
     from .sft import run_sft
-    from .models import REAL_MODEL_PARAMS
+    from .models import REAL_MODEL_PARAMS, REAL_MODEL_RM_EPOCHS
     sft_config, rm_config, _ = _stage_configs(settings)
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
     if info.get("params", 0) > REAL_MODEL_PARAMS:     # as `models.autopilot` sets a larger policy's
-        rm_config.epochs = min(rm_config.epochs, 2)
+        rm_config.epochs = min(rm_config.epochs, REAL_MODEL_RM_EPOCHS)
     t = time.perf_counter()
     run_sft(rm_base, out, sft_config, progress=False)
     summary["rm_model"] = {"base": str(rm_base), "sft": str(out), "lr_scale": scale,
