@@ -17,7 +17,6 @@ pointing there). Prints one JSON line; ``--save`` also writes it with the comman
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -27,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(run: Path, epochs: int, out: Path | None) -> dict:
+def measure(run: Path, epochs: int, out: Path | None, device: str) -> dict:
     """The run's reward model trained again for ``epochs`` epochs on its own rankings."""
     from minirlhf.io import read_json, read_jsonl
     from minirlhf.reward import fit_reward_model
     from minirlhf.run import configs_of
     summary = read_json(run / "summary.json")
-    config = replace(configs_of(summary, "cpu")[1], epochs=epochs)
+    config = replace(configs_of(summary, device)[1], epochs=epochs)
     rankings = read_jsonl(run / "rm" / "rankings.jsonl", required=("prompt", "responses", "ranking"))
     heldout = read_jsonl(run / "rm" / "heldout.jsonl", required=("prompt", "responses", "ranking", "utilities"))
     info = read_json(run / "rm" / "rm_info.json")
@@ -64,34 +63,26 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict | None:
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", nargs="+", default=[], help="finished `minirlhf run` folders")
     p.add_argument("--epochs", type=int, nargs="+", default=[2, 4, 6], help="numbers of epochs to try")
     p.add_argument("--out", default=None, help="keep the reward models here (default: not kept)")
-    p.add_argument("--save", default=None, help="write the result (JSON) here")
-    p.add_argument("--show", default=None, help="print a saved result as markdown and stop")
+    from minirlhf.ladder import emit_result, provenance, require_run_folders, result_options, show_saved
+    result_options(p)
     a = p.parse_args(argv)
     if a.show:
-        print(table(json.loads(Path(a.show).read_text())))
-        return
+        return show_saved(a.show, table)
     if any(e < 1 for e in a.epochs):
         p.error(f"--epochs takes positive numbers, not {a.epochs}")
-    from minirlhf.ladder import code_commit, require_run_folders
     require_run_folders(p, a.run, ("summary.json", "rm/rankings.jsonl", "rm/heldout.jsonl", "rm/rm_info.json"),
                         "a finished `minirlhf run` folder")
     runs = [Path(r) for r in a.run]
     t0 = time.perf_counter()
-    rows = [measure(run, e, Path(a.out) if a.out else None) for run in runs for e in a.epochs]
-    import torch
-    result = {"bench": "rm_epochs", "command": "rm_epochs.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "commit": code_commit(), "device": "cpu", "torch": torch.__version__,
-              "python": sys.version.split()[0], "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    print(json.dumps(result))
+    rows = [measure(run, e, Path(a.out) if a.out else None, a.device) for run in runs for e in a.epochs]
+    result = {**provenance("rm_epochs", argv, a.device), "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    emit_result(result, a.save)
     print(table(result))
-    if a.save:
-        from minirlhf.io import write_json_atomic
-        write_json_atomic(a.save, result)
     return result
 
 
