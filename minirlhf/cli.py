@@ -85,7 +85,7 @@ def _run(args) -> None:
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
         rm_model=rm_model, more_comparisons=args.more_comparisons, rm_prior=args.rm_prior, rounds=args.rounds,
-        resume=args.resume)
+        resume=args.resume, more_demonstrations=args.more_demonstrations)
 
 
 def _models(args) -> None:
@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm-size", default=None, choices=SIZES,
                    help="a larger pretrained size for the reward model alone (the paper's one 6B RM for every policy)")
     p.add_argument("--rm-model", default=None, help="the reward model's own world base model folder (as --rm-size)")
+    p.add_argument("--more-demonstrations", type=int, default=None, metavar="N",
+                   help="N more demonstrations on new prompts of the world's mix for SFT (default for the world's "
+                        "models: 1860, with the world's 980 about 0.4 of the ranked prompts, the paper's share; "
+                        "0: the file alone)")
     p.add_argument("--more-comparisons", type=int, default=None, metavar="N",
                    help="N more comparison prompts of the world's mix for the reward model (default for the world's "
                         "models: 5580, 4x the world's file; 0: the file alone)")

@@ -42,6 +42,8 @@ def generate(
     """
     from minirlhf.ppo import decode_responses, require_prompt_list, require_room, response_mask, rollout
     require_prompt_list(prompts)
+    if not prompts:                            # nothing to answer (e.g. SFTConfig.n_samples=0)
+        return []
     texts = [prompt_text(tokenizer, p) for p in prompts] if format else list(prompts)
     if context_length(model):                  # learned positions: name a prompt that cannot fit before any runs
         require_room(model, prompts, [len(t) for t in tokenizer(texts, add_special_tokens=False)["input_ids"]],

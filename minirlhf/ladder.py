@@ -52,7 +52,8 @@ def run_rung(size: str, seed: int, out: str | Path, device: str | None = None, b
         import torch
         torch.set_float32_matmul_precision("high")  # TF32 for the fp32 stages (PPO uses bf16 autocast)
     summary = run(out, fast=settings.fast, model=str(base), device=settings.device, seed=seed,
-                  more_comparisons=0, rm_prior=False)   # the reward-model recipe the ladder's results were made with
+                  more_comparisons=0, rm_prior=False,        # the recipe the ladder's results were made with
+                  more_demonstrations=0)
     rows = io.read_jsonl(out / "samples.jsonl")   # the run's held-out prompts and every model's answers
     prompts = [r["prompt"] for r in rows]
     responses = {name: [r[name] for r in rows] for name in ("base", "sft", "ppo")}

@@ -393,17 +393,18 @@ def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, 
     return rows
 
 
-def new_prompts(n: int, seed: int = 0) -> list[str]:
+def new_prompts(n: int, seed: int = 0, stream: int = 1_000, field: str = "RMConfig.more_prompts") -> list[str]:
     """``n`` prompts of the world's category mix found in none of its prompt or demonstration
     files, so never among the held-out comparisons or the evaluation prompts. Most are passage
-    tasks and fact questions, the categories with the largest prompt space; raises ValueError when
-    the world has fewer than ``n`` left."""
+    tasks and fact questions, the categories with the largest prompt space. ``stream`` picks the
+    random stream (the reward model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises
+    ValueError, naming ``field``, when the world has fewer than ``n`` left."""
     from .io import read_jsonl
     from .paths import world_dir
     from .world.prompts import sample_prompt
     used = {r["prompt"] for f in sorted(world_dir().glob("*_prompts.jsonl")) for r in read_jsonl(f)}
     used |= {r["prompt"] for f in ("demonstrations.jsonl", "demonstrations_val.jsonl") for r in read_jsonl(world_dir() / f)}
-    rng, new, misses = random.Random(1_000 + seed), {}, 0
+    rng, new, misses = random.Random(stream + seed), {}, 0
     while len(new) < n and misses < 20_000:          # 20,000 draws in a row with nothing new: the world is out
         prompt = sample_prompt(rng)
         if prompt in used or prompt in new:
@@ -411,7 +412,7 @@ def new_prompts(n: int, seed: int = 0) -> list[str]:
         else:
             new[prompt], misses = None, 0
     if len(new) < n:
-        raise ValueError(f"RMConfig.more_prompts: the world has only {len(new)} more prompts to offer, not {n}")
+        raise ValueError(f"{field}: the world has only {len(new)} more prompts to offer, not {n}")
     return list(new)
 
 

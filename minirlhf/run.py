@@ -27,6 +27,11 @@ STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
 # ~2.1x the run's time). Other models (--model) rank the world's file alone: their sampling would take hours on a CPU.
 MORE_COMPARISONS = 5580       # more ranked prompts: 4x the world's 1,860 (the paper ranked ~33k)
 FAST_MORE_COMPARISONS = 40    # fast mode keeps the step and shrinks it
+# More demonstrations for the world's own models (docs/evaluation.md, "More demonstrations"): the paper's ~13k
+# demonstration prompts were 0.4 of its ~33k ranked ones; 1,860 more make the world's 980 about 0.4 of the
+# 7,440 prompts ranked here. Other models (--model) train on the world's file alone, as for the comparisons.
+MORE_DEMONSTRATIONS = 1860
+FAST_MORE_DEMONSTRATIONS = 40
 ROUNDS = 1                    # steps 2 and 3 once, as the paper's figure 2; `--rounds N` iterates them (section 3.1)
 RM_PRIOR = False              # RMConfig.likelihood_prior (not the paper's): +0.026 RM vs gold on top of the 4x
                               # prompts, but PPO over SFT 0.640 instead of 0.646 (same section)
@@ -34,10 +39,11 @@ RM_PRIOR = False              # RMConfig.likelihood_prior (not the paper's): +0.
 
 def configs_of(summary: dict, device: str):
     """The SFT, RM and PPO settings `minirlhf run` used for the run of this ``summary`` (its seed and
-    fast mode, its reward model's extra comparisons and prior) on ``device``: what a benchmark that trains
+    fast mode, its extra demonstrations, its reward model's extra comparisons and prior) on ``device``: what a benchmark that trains
     a run's stages again starts from."""
     sft, rm, ppo = _stage_configs(get_settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"]))
     args = summary.get("args", {})
+    sft.more_demonstrations = args.get("more_demonstrations") or 0
     rm.more_prompts, rm.likelihood_prior = args.get("more_comparisons") or 0, bool(args.get("rm_prior"))
     return sft, rm, ppo
 
@@ -188,6 +194,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     from .sft import run_sft
     from .models import REAL_MODEL_PARAMS, REAL_MODEL_RM_EPOCHS
     sft_config, rm_config, _ = _stage_configs(settings)
+    sft_config.more_demonstrations = summary["args"]["more_demonstrations"]   # the policy's demonstrations
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
@@ -305,7 +312,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         device: str | None = None, seed: int = 0, stages: tuple[str, ...] = STAGES,
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
         rm_model: str | Path | None = None, more_comparisons: int | None = None, rm_prior: bool | None = None,
-        rounds: int = ROUNDS, resume: bool = False) -> dict:
+        rounds: int = ROUNDS, resume: bool = False, more_demonstrations: int | None = None) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
     ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
 
@@ -325,6 +332,10 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     model for policies of every size). It is fine-tuned on the demonstrations too (``rm_sft/``,
     at its own ``lr_scale``), and the reward model starts from that SFT model; its comparisons
     are still the policy's SFT samples, and PPO's value model starts from it, as always.
+
+    ``more_demonstrations``: that many more demonstrations for SFT (``SFTConfig.more_demonstrations``): new
+    prompts of the world's mix with the labelers' good answers. None: ``MORE_DEMONSTRATIONS`` for the world's
+    own models (``FAST_MORE_DEMONSTRATIONS`` in fast mode), 0 for any other; 0: the world's file alone.
 
     ``more_comparisons``: that many more comparison prompts for the reward model
     (``RMConfig.more_prompts``): new prompts of the world's mix, sampled and ranked the same way.
@@ -378,9 +389,12 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     world_model = is_world_tokenizer(load_tokenizer(base_path, trust_remote_code))
     if more_comparisons is None:
         more_comparisons = (FAST_MORE_COMPARISONS if settings.fast else MORE_COMPARISONS) if world_model else 0
+    if more_demonstrations is None:
+        more_demonstrations = (FAST_MORE_DEMONSTRATIONS if settings.fast else MORE_DEMONSTRATIONS) if world_model else 0
+    sft_config.more_demonstrations = more_demonstrations
     rm_prior = world_model and RM_PRIOR if rm_prior is None else rm_prior
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
-                       "more_comparisons": more_comparisons, "rm_prior": rm_prior, "lora": lora,
+                       "more_demonstrations": more_demonstrations, "more_comparisons": more_comparisons, "rm_prior": rm_prior, "lora": lora,
                        "stages": list(stages), "rounds": rounds}
     prev = _finished(out, summary, resume)
     done = prev["done"]

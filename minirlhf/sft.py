@@ -16,11 +16,15 @@ Where this departs from the paper (Ouyang et al. 2022, section 3.5 and appendix 
    has; the shipped tiny model has dropout 0 (pretraining without dropout, as GPT-3).
 3. The paper picked the final SFT model by its RM score on a validation set; we keep the
    last checkpoint, because our RM is trained after SFT, on the SFT model's samples.
+4. The paper had ~13k demonstration prompts for ~33k ranked ones. The world's file holds
+   980; `SFTConfig.more_demonstrations` writes more on new prompts (`more_demonstrations`),
+   and `minirlhf run` adds 1,860 (`run.MORE_DEMONSTRATIONS`; docs/evaluation.md).
 """
 from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,10 +68,13 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     bf16: bool | None = None  # bf16 autocast; None: on GPUs with native bf16 (Ampere on), never on the CPU
     fp16: bool | None = None  # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
+    more_demonstrations: int = 0  # N more demonstrations on new prompts of the world's mix, added by `run_sft` to
+                                  # the world's 980 (`more_demonstrations`; note 4). 0 here; `minirlhf run` sets
+                                  # 1,860 (run.MORE_DEMONSTRATIONS)
 
     def __post_init__(self):
         require_positive(self, "epochs", "batch_size", "max_length", "eval_every", "n_samples", "max_new_tokens",
-                         allow_zero=("n_samples",))
+                         "more_demonstrations", allow_zero=("n_samples", "more_demonstrations"))
 
 
 @dataclass
@@ -364,6 +371,21 @@ def save_sft(result: SFTResult, tokenizer, config: SFTConfig, out_dir: Path, **e
     })
 
 
+DEMONSTRATION_STREAM = 2_000  # `reward.new_prompts`' stream for more demonstrations (the RM's is 1,000)
+
+
+def more_demonstrations(n: int, seed: int = 0) -> list[dict]:
+    """``n`` labeler demonstrations (the world's good answers, ``write_response(task, "good")``) on
+    new prompts of the world's mix (`reward.new_prompts`, their own stream): prompts in none of the
+    world's files, so never an evaluation or held-out comparison prompt. The same ``seed``, the same rows."""
+    from minirlhf.reward import new_prompts
+    from minirlhf.world.prompts import parse_prompt
+    from minirlhf.world.responses import write_response
+    prompts = new_prompts(n, seed, stream=DEMONSTRATION_STREAM, field="SFTConfig.more_demonstrations") if n else []
+    rng = random.Random(7_000 + seed)
+    return [{"prompt": p, "completion": write_response(parse_prompt(p), "good", rng)} for p in prompts]
+
+
 def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = None,
             config: SFTConfig | None = None, train_path: str | Path | None = None,
             val_path: str | Path | None = None, progress: bool = True, trust_remote_code: bool = False) -> SFTResult:
@@ -371,7 +393,8 @@ def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = No
     fine-tune it on demonstrations and save it to `out_dir` (if given). With neither `train_path`
     nor `val_path` these are the world's (`world_dir()/demonstrations.jsonl` and
     `demonstrations_val.jsonl`); with your own `train_path` and no `val_path` there is no
-    validation set (the world's would measure another task)."""
+    validation set (the world's would measure another task). ``config.more_demonstrations`` adds that
+    many new demonstrations (`more_demonstrations`) to the world's; it needs the world's data."""
     from minirlhf.paths import base_model_dir, world_dir
     from minirlhf.settings import get_settings
 
@@ -379,7 +402,14 @@ def run_sft(base_path: str | Path | None = None, out_dir: str | Path | None = No
     device = config.device or get_settings().device
     model, tokenizer = load_model(base_path or base_model_dir("tiny"), device=device,
                                   trust_remote_code=trust_remote_code)
+    train = train_path
     if train_path is None:
-        train_path = world_dir() / "demonstrations.jsonl"
+        train = train_path = world_dir() / "demonstrations.jsonl"
         val_path = val_path or world_dir() / "demonstrations_val.jsonl"
-    return train_sft(model, tokenizer, train_path, val_path, config, out_dir=out_dir, progress=progress)
+        if config.more_demonstrations:
+            train = read_jsonl(train_path, required=COLUMNS) + more_demonstrations(config.more_demonstrations,
+                                                                                   config.seed)
+    elif config.more_demonstrations:
+        raise ValueError(f"SFTConfig.more_demonstrations ({config.more_demonstrations}) adds the world's new "
+                         f"demonstrations to the world's own; with your own train_path ({train_path}) set it to 0")
+    return train_sft(model, tokenizer, train, val_path, config, out_dir=out_dir, progress=progress)

@@ -13,8 +13,8 @@ from minirlhf.generation import load_model
 from minirlhf.io import DataError, read_jsonl
 from minirlhf.judge import judge_model
 from minirlhf.paths import base_model_dir, world_dir
-from minirlhf.sft import (SFTConfig, collate, load_sft_rows, masked_token_count, run_sft, sft_loss,
-                          tokenize_example, train_sft)
+from minirlhf.sft import (SFTConfig, collate, load_sft_rows, masked_token_count, more_demonstrations, run_sft,
+                          sft_loss, tokenize_example, train_sft)
 from minirlhf.tokenizer import train_tokenizer
 from minirlhf.world import format_prompt
 
@@ -183,3 +183,26 @@ def test_default_sft_raises_helpful_rate_for_three_seeds(tmp_path):
         sft = judge_model(tmp_path / f"sft{seed}", n=200)["helpful_rate"]
         print(f"seed {seed}: helpful {base:.3f} -> {sft:.3f} (SFT {seconds:.0f} s)")
         assert sft >= base + 0.15, (seed, base, sft)
+
+
+def test_more_demonstrations_are_new_prompts_with_good_answers(tmp_path):
+    """SFTConfig.more_demonstrations: distinct new prompts in none of the world's files (so never an
+    evaluation or held-out comparison prompt) with answers gold finds helpful; the same seed, the same
+    rows; `run_sft` adds them to the world's file, and refuses them beside a user's own data."""
+    from minirlhf.world.gold import judge
+    rows = more_demonstrations(40, seed=1)
+    assert rows == more_demonstrations(40, seed=1) and rows != more_demonstrations(40, seed=2)
+    prompts = [r["prompt"] for r in rows]
+    used = {r["prompt"] for f in world_dir().glob("*.jsonl") if not f.name.startswith("corpus") for r in read_jsonl(f)}
+    assert len(set(prompts)) == 40 and not used & set(prompts)
+    helpful = [judge(r["prompt"], r["completion"]).helpful for r in rows]
+    assert min(helpful) >= 0.5 and sum(helpful) / len(helpful) > 0.9, helpful
+    assert more_demonstrations(0) == []
+    config = SFTConfig(epochs=1, batch_size=64, n_samples=0, more_demonstrations=7, device="cpu")
+    run_sft(out_dir=tmp_path / "sft", config=config, progress=False)
+    info = json.loads((tmp_path / "sft" / "sft_info.json").read_text())
+    assert info["n_train"] == len(read_jsonl(DEMOS)) + 7 and info["config"]["more_demonstrations"] == 7
+    with pytest.raises(ValueError, match="more_demonstrations.*train_path"):
+        run_sft(config=config, train_path=DEMOS)
+    with pytest.raises(ValueError, match="more_demonstrations"):
+        SFTConfig(more_demonstrations=-1)
