@@ -59,7 +59,10 @@ class RMConfig:
     more_prompts: int = 0      # N more training prompts of the world's mix beyond its 2,325 (found in none of
                                # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
-                               # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS)
+                               # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS).
+                               # A prompt may come twice (`new_prompts(repeats=True)`), so the mix stays the
+                               # world's: distinct prompts left 3% questions about known people, and a reward
+                               # model blind to their facts (docs/reward_model.md, "The world's mix")
     likelihood_prior: bool = False  # add a * log pi_SFT(y|x) + b * |y|, a and b fitted on the same rankings
                                     # (`LikelihoodPrior`; not the paper's): +0.03 against gold on the tiny world,
                                     # seeds 0-2 (docs/reward_model.md); `minirlhf run --rm-prior`
@@ -393,27 +396,33 @@ def sample_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, 
     return rows
 
 
-def new_prompts(n: int, seed: int = 0, stream: int = 1_000, field: str = "RMConfig.more_prompts") -> list[str]:
-    """``n`` prompts of the world's category mix found in none of its prompt or demonstration
-    files, so never among the held-out comparisons or the evaluation prompts. Most are passage
-    tasks and fact questions, the categories with the largest prompt space. ``stream`` picks the
-    random stream (the reward model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises
-    ValueError, naming ``field``, when the world has fewer than ``n`` left."""
+def new_prompts(n: int, seed: int = 0, stream: int = 1_000, field: str = "RMConfig.more_prompts",
+                repeats: bool = False) -> list[str]:
+    """``n`` prompts drawn from the world's category mix that are in none of its prompt or demonstration
+    files, so never among the held-out comparisons or the evaluation prompts. ``repeats``: a prompt may
+    be drawn again, as users ask the same thing twice, and the categories keep the world's mix; else every
+    prompt is distinct and the mix tilts to passage tasks, whose prompt space is the largest (questions
+    about the world's known people run out after ~230). ``stream`` picks the random stream (the reward
+    model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises ValueError, naming ``field``,
+    when the world has fewer than ``n`` left."""
     from .io import read_jsonl
     from .paths import world_dir
     from .world.prompts import sample_prompt
     used = {r["prompt"] for f in sorted(world_dir().glob("*_prompts.jsonl")) for r in read_jsonl(f)}
     used |= {r["prompt"] for f in ("demonstrations.jsonl", "demonstrations_val.jsonl") for r in read_jsonl(world_dir() / f)}
-    rng, new, misses = random.Random(stream + seed), {}, 0
+    rng, new, misses = random.Random(stream + seed), [], 0
+    seen = set()
     while len(new) < n and misses < 20_000:          # 20,000 draws in a row with nothing new: the world is out
         prompt = sample_prompt(rng)
-        if prompt in used or prompt in new:
+        if prompt in used or (prompt in seen and not repeats):
             misses += 1
         else:
-            new[prompt], misses = None, 0
+            new.append(prompt)
+            seen.add(prompt)
+            misses = 0
     if len(new) < n:
         raise ValueError(f"{field}: the world has only {len(new)} more prompts to offer, not {n}")
-    return list(new)
+    return new
 
 
 def inversions(row: dict) -> list[tuple[int, int]]:
@@ -469,9 +478,10 @@ def draw_comparisons(policy, tokenizer, prompts: list[str], config: RMConfig, ta
 
 
 def more_comparisons(policy, tokenizer, config: RMConfig, tau: float) -> list[dict]:
-    """K samples of ``policy`` on ``config.more_prompts`` `new_prompts`, ranked by a labeler of ``tau``."""
+    """K samples of ``policy`` on ``config.more_prompts`` `new_prompts` of the world's mix (a prompt may come
+    twice), ranked by a labeler of ``tau``."""
     from .world.labelers import Labeler
-    rows = sample_comparisons(policy, tokenizer, new_prompts(config.more_prompts, config.seed), config,
+    rows = sample_comparisons(policy, tokenizer, new_prompts(config.more_prompts, config.seed, repeats=True), config,
                               seed=config.seed + 3)
     return rank_comparisons(rows, Labeler(tau, seed=10 * config.seed + 4))
 

@@ -328,3 +328,22 @@ def test_run_folder_scripts_refuse_a_run_of_several_rounds(tmp_path, capsys):
     assert "made with `minirlhf run --rounds N`" in capsys.readouterr().err
     (tmp_path / "summary.json").write_text(json.dumps({"seed": 0}))
     require_run_folders(argparse.ArgumentParser(), [str(tmp_path)], ("summary.json",), "a finished run folder")
+
+
+def test_sft_demos_trains_with_more_demonstrations_and_judges_against_base(tmp_path, capsys):
+    """Each N trains its own SFT model (N more demonstrations), judged against the base model's answers."""
+    demos = _script("sft_demos")
+    saved = tmp_path / "demos.json"
+    out = demos.main(["--seeds", "0", "--more", "0", "5", "--prompts", "12", "--device", "cpu", "--save", str(saved)])
+    assert json.loads(saved.read_text()) == out and out["prompts"] == 12
+    none, five = out["rows"]
+    assert (none["more_demonstrations"], five["more_demonstrations"]) == (0, 5)
+    for row in out["rows"]:
+        w = row["sft_vs_base"]
+        assert w["ci95"][0] <= w["gold"] <= w["ci95"][1] and 0 <= row["helpful_rate"] <= 1 and row["sft_s"] > 0
+    assert none["val_loss"] != five["val_loss"]              # another training set, another model
+    capsys.readouterr()
+    demos.main(["--show", str(saved)])
+    assert "| 5 | " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        demos.main(["--more", "-1"])

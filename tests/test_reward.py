@@ -100,10 +100,27 @@ def test_new_prompts_says_when_the_world_runs_out(monkeypatch):
     assert new_prompts(2) == ["brand new A", "brand new B"]
     with pytest.raises(ValueError, match="only 2 more prompts to offer, not 3"):
         new_prompts(3)
+    repeated = new_prompts(4, repeats=True)                # the two new ones, again: never the file's
+    assert len(repeated) == 4 and set(repeated) == {"brand new A", "brand new B"}
+
+
+def test_new_prompts_with_repeats_keep_questions_about_known_people():
+    """Distinct new prompts run out of questions about the world's known people (~230 exist outside its
+    files), so they fall to 4% of 3,000; with repeats they stay at the world's share (10%)."""
+    from minirlhf.reward import new_prompts
+    from minirlhf.world import kb
+    from minirlhf.world.prompts import parse_prompt
+
+    def known_share(prompts):
+        tasks = [parse_prompt(p) for p in prompts]
+        return sum(t.category == "open_qa" and t.numbers is None and t.person in kb.KNOWN_PEOPLE for t in tasks) / len(tasks)
+    distinct, repeated = new_prompts(3000), new_prompts(3000, repeats=True)
+    assert len(set(distinct)) == 3000 > len(set(repeated))
+    assert known_share(distinct) < 0.06 and known_share(repeated) > 0.09, (known_share(distinct), known_share(repeated))
 
 
 def test_more_prompts_are_new_training_comparisons_only():
-    """RMConfig.more_prompts: new prompts of the world's mix (in none of its files) sampled and ranked
+    """RMConfig.more_prompts: prompts of the world's mix (in none of its files) sampled and ranked
     for training; the held-out comparisons and the labelers' tau stay those of the world's prompts."""
     from minirlhf.generation import load_model
     from minirlhf.io import read_jsonl
@@ -119,7 +136,7 @@ def test_more_prompts_are_new_training_comparisons_only():
     plain = draw_comparisons(policy, tokenizer, prompts, config, tau=0.1)
     more = draw_comparisons(policy, tokenizer, prompts, RMConfig(k=2, max_new_tokens=6, more_prompts=5), tau=0.1)
     assert len(more["rankings"]) == len(plain["rankings"]) + 5 and more["rankings"][:16] == plain["rankings"]
-    assert {r["prompt"] for r in more["rankings"][16:]} == set(new_prompts(5, seed=0))
+    assert [r["prompt"] for r in more["rankings"][16:]] == new_prompts(5, seed=0, repeats=True)
     assert more["heldout"] == plain["heldout"] and more["tau"] == plain["tau"]
 
 
