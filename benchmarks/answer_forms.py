@@ -11,6 +11,11 @@ course.", and nothing after it). Per form and model: how many answers, and the s
 is helpful by gold (right, and no false fact). A tiny model recalls a fact better right after the
 person's name, so the form a policy moves to decides how many facts it gets right.
 
+For each run it also asks whether the reward model checks facts about known people: each question's
+right answer in every phrasing the world writes ("Ada is a baker.", "Ada's job is baker.", ...) beside the
+same phrasing with another value of that attribute; the share of such pairs the reward model orders as
+gold does, and the mean margins. A reward model that cannot tell them apart lets PPO pick any value.
+
 For each run it also puts the hedge "I don't know." (and the opening "Of course." alone) beside the SFT
 model's own answer to each of those questions: how often and by how much the run's reward model (with its likelihood prior when it has
 one) scores the hedge higher, how much gold prefers the answer, and how much less likely the SFT
@@ -93,6 +98,41 @@ def rm_prefers_hedge(folder: str | Path, alternative: str = HEDGE) -> dict | Non
             "gold_margin": mean(-gold), "logp_hedge": mean(logp_hedge), "logp_sft": mean(logp_sft)}
 
 
+def rm_checks_facts(folder: str | Path, seed: int = 0) -> dict | None:
+    """Right against wrong values in the same phrasing (`FACT_PHRASES`), on a run's known-person questions:
+    ``share``, where the run's reward model scores the right one higher; ``rm_margin`` and ``gold_margin``,
+    the mean score differences (right − wrong); ``sft_share``, where the run's SFT model finds the right one
+    more likely; ``n`` pairs. None for a folder without a reward model."""
+    import random
+
+    from minirlhf.generation import load_model
+    from minirlhf.ppo import LearnedReward
+    from minirlhf.reward import response_logliks
+    from minirlhf.world import kb
+    from minirlhf.world.gold import utility
+    from minirlhf.world.responses import FACT_PHRASES
+    rm_dir = Path(folder) / "rm"
+    tasks = [(t, row["prompt"]) for t, row in known_person_rows(folder, ()) if t.attribute]
+    if not rm_dir.is_dir() or not tasks:
+        return None
+    rng, prompts, right, wrong = random.Random(seed), [], [], []
+    for task, prompt in tasks:
+        value = kb.FACTS[task.person][task.attribute]
+        for phrase in FACT_PHRASES[task.attribute]:
+            other = rng.choice([v for v in kb.VALUES[task.attribute] if v != value])
+            prompts.append(prompt)
+            right.append(phrase.format(p=task.person, v=value, V=value[0].upper() + value[1:]))
+            wrong.append(phrase.format(p=task.person, v=other, V=other[0].upper() + other[1:]))
+    reward = LearnedReward.load(rm_dir)
+    r_right, r_wrong = reward(prompts, right), reward(prompts, wrong)
+    gold = sum(utility(p, a) - utility(p, b) for p, a, b in zip(prompts, right, wrong)) / len(prompts)
+    lm, tokenizer = load_model(Path(folder) / "sft", "cpu")
+    l_right, l_wrong = (response_logliks(lm, tokenizer, prompts, ys)[:, 0] for ys in (right, wrong))
+    return {"n": len(prompts), "share": round(float((r_right > r_wrong).float().mean()), 4),
+            "rm_margin": round(float((r_right - r_wrong).mean()), 4), "gold_margin": round(gold, 4),
+            "sft_share": round(float((l_right > l_wrong).double().mean()), 4)}
+
+
 def table(saved: dict) -> str:
     lines = ["| run | model | " + " | ".join(f"{f}: answers (helpful)" for f in FORMS) + " |",
              "|---|---|" + "---|" * len(FORMS)]
@@ -101,6 +141,11 @@ def table(saved: dict) -> str:
             shown = [f"{c['n']} ({c['helpful'] / c['n']:.2f})" if c["n"] else "0"
                      for c in (cells.get(f, {"n": 0}) for f in FORMS)]      # files saved before "opening": 0
             lines.append(f"| {run} | {m} | " + " | ".join(shown) + " |")
+    if saved.get("rm_checks_facts"):
+        lines += ["", "| run | RM scores the right value above a wrong one | RM: right − wrong | gold: right − wrong "
+                  "| SFT finds the right value more likely |", "|---|---|---|---|---|"]
+        lines += [f"| {run} | {c['share']:.2f} of {c['n']} | {c['rm_margin']:+.2f} | {c['gold_margin']:+.2f} | "
+                  f"{c['sft_share']:.2f} |" for run, c in saved["rm_checks_facts"].items() if c]
     for key, said in (("rm_prefers_hedge", HEDGE), ("rm_prefers_opening", OPENING)):
         if saved.get(key):
             lines += ["", f"| run | RM scores \"{said}\" above the SFT answer | RM: it − SFT answer | "
@@ -114,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     from seed_table import folders_main
     return folders_main("answer_forms.py", __doc__.splitlines()[0],
                         lambda runs: {"runs": {str(r): run_forms(r) for r in runs},
+                                      "rm_checks_facts": {str(r): rm_checks_facts(r) for r in runs},
                                       "rm_prefers_hedge": {str(r): rm_prefers_hedge(r) for r in runs},
                                       "rm_prefers_opening": {str(r): rm_prefers_hedge(r, OPENING) for r in runs}},
                         table, argv)

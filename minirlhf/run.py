@@ -27,7 +27,7 @@ STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
 # ~2.1x the run's time). Other models (--model) rank the world's file alone: their sampling would take hours on a CPU.
 MORE_COMPARISONS = 5580       # more ranked prompts: 4x the world's 1,860 (the paper ranked ~33k)
 FAST_MORE_COMPARISONS = 40    # fast mode keeps the step and shrinks it
-# More demonstrations for the world's own models (docs/evaluation.md, "More demonstrations"): the paper's ~13k
+# More demonstrations for the world's own models (docs/sft.md: SFT helpful 0.68 -> 0.87, seeds 0-2): the paper's ~13k
 # demonstration prompts were 0.4 of its ~33k ranked ones; 1,860 more make the world's 980 about 0.4 of the
 # 7,440 prompts ranked here. Other models (--model) train on the world's file alone, as for the comparisons.
 MORE_DEMONSTRATIONS = 1860
@@ -39,8 +39,8 @@ RM_PRIOR = False              # RMConfig.likelihood_prior (not the paper's): +0.
 
 def configs_of(summary: dict, device: str):
     """The SFT, RM and PPO settings `minirlhf run` used for the run of this ``summary`` (its seed and
-    fast mode, its extra demonstrations, its reward model's extra comparisons and prior) on ``device``: what a benchmark that trains
-    a run's stages again starts from."""
+    fast mode, its extra demonstrations, its reward model's extra comparisons and prior) on ``device``: what a
+    benchmark that trains a run's stages again starts from."""
     sft, rm, ppo = _stage_configs(get_settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"]))
     args = summary.get("args", {})
     sft.more_demonstrations = args.get("more_demonstrations") or 0
@@ -394,8 +394,8 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     sft_config.more_demonstrations = more_demonstrations
     rm_prior = world_model and RM_PRIOR if rm_prior is None else rm_prior
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
-                       "more_demonstrations": more_demonstrations, "more_comparisons": more_comparisons, "rm_prior": rm_prior, "lora": lora,
-                       "stages": list(stages), "rounds": rounds}
+                       "more_demonstrations": more_demonstrations, "more_comparisons": more_comparisons,
+                       "rm_prior": rm_prior, "lora": lora, "stages": list(stages), "rounds": rounds}
     prev = _finished(out, summary, resume)
     done = prev["done"]
 

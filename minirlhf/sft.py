@@ -18,7 +18,8 @@ Where this departs from the paper (Ouyang et al. 2022, section 3.5 and appendix 
    last checkpoint, because our RM is trained after SFT, on the SFT model's samples.
 4. The paper had ~13k demonstration prompts for ~33k ranked ones. The world's file holds
    980; `SFTConfig.more_demonstrations` writes more on new prompts (`more_demonstrations`),
-   and `minirlhf run` adds 1,860 (`run.MORE_DEMONSTRATIONS`; docs/evaluation.md).
+   and `minirlhf run` adds 1,860 (`run.MORE_DEMONSTRATIONS`): gold helpful rate 0.68 -> 0.87,
+   closed QA and summaries from ~0.2 and 0 to ~0.9 (seeds 0-2, docs/sft.md).
 """
 from __future__ import annotations
 

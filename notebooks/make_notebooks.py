@@ -244,6 +244,7 @@ def sft() -> list:
             from minirlhf.generation import generate, load_model
             from minirlhf.judge import eval_prompts, judge_model
             from minirlhf.paths import base_model_dir, world_dir
+            from minirlhf.run import FAST_MORE_DEMONSTRATIONS, MORE_DEMONSTRATIONS
             from minirlhf.sft import SFTConfig, collate, masked_token_count, run_sft, sft_loss, tokenize_example
             from minirlhf.world.gold import utility
         '''),
@@ -366,8 +367,27 @@ def sft() -> list:
             plots.win_rates({"SFT vs base": win});
         '''),
         md("""
-            SFT beats its own base model on most prompts. The next notebook learns a reward model
-            from rankings of this SFT model's samples.
+            SFT beats its own base model on most prompts.
+
+            ## More demonstrations
+
+            The paper's labelers wrote about 13,000 demonstrations and ranked answers to about 33,000
+            prompts. The world's file has 980 demonstrations and `minirlhf run` ranks 7,440 prompts, so
+            `minirlhf run` adds 1,860 demonstrations (`SFTConfig.more_demonstrations`): the labelers'
+            answers to new prompts of the world's mix, never an evaluation prompt. Trained the same way,
+            judged on the same prompts, helpful rate by category:
+        """),
+        code('''
+            more = scaled(MORE_DEMONSTRATIONS, FAST_MORE_DEMONSTRATIONS, MORE_DEMONSTRATIONS, settings)
+            config_more = SFTConfig(epochs=config.epochs, n_samples=0, more_demonstrations=more)
+            sft_more = run_sft(base_model_dir(), out_dir="runs/nb02/sft_more", config=config_more)
+            judged[f"sft, {more} more"] = judge_model("runs/nb02/sft_more", n=n_eval, device=settings.device)
+            pd.DataFrame({name: j["helpful_rate_by_category"] for name, j in judged.items()}).round(2)
+        '''),
+        md("""
+            Which categories gain most? A 1M-parameter model needs many examples before it copies a
+            fact out of a passage (closed QA, summaries). The next notebook learns a reward model from
+            rankings of an SFT model's samples; to stay short, it trains SFT on the world's file alone.
 
             ## Exercises
 
@@ -859,7 +879,8 @@ def quickstart() -> list:
             ## One call: base -> SFT -> RM -> PPO -> evaluation
 
             `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
-            `summary.json`, `metrics.jsonl`, `report.md` and the plots. The command line also ranks 5,580
+            `summary.json`, `metrics.jsonl`, `report.md` and the plots. SFT learns from 1,860 more
+            demonstrations than the world's 980 (`more_demonstrations`). The command line also ranks 5,580
             more prompts for the reward model (`more_comparisons`: a better reward model, for about 8
             minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to a few minutes.
         """),

@@ -294,6 +294,7 @@ def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):
     old = {"runs": {"old": {"sft": {f: {"n": 1, "helpful": 1} for f in ("named", "bare", "hedge")}}}}
     assert "| old | sft | 1 (1.00) | 1 (1.00) | 1 (1.00) | 0 |" in forms.table(old)     # saved before "opening"
     assert forms.main([str(tmp_path)])["rm_prefers_hedge"] == {str(tmp_path): None}     # no rm/ in this folder
+    assert forms.rm_checks_facts(tmp_path) is None
 
 
 def test_answer_forms_asks_the_runs_reward_model_about_hedges(fast_run):
@@ -312,6 +313,9 @@ def test_answer_forms_asks_the_runs_reward_model_about_hedges(fast_run):
     opening = forms.rm_prefers_hedge(fast_run, forms.OPENING)
     above = [float(reward([r["prompt"]], ["Of course."])[0]) > float(reward([r["prompt"]], [r["sft"]])[0]) for r in rows]
     assert opening["share"] == pytest.approx(sum(above) / len(rows), abs=1e-4) and opening["logp_sft"] == out["logp_sft"]
+    facts = forms.rm_checks_facts(fast_run)                    # right vs wrong value, five phrasings per question
+    assert facts["n"] == 5 * len(rows) and 0 <= facts["share"] <= 1 and facts["gold_margin"] > 1
+    assert facts == forms.rm_checks_facts(fast_run) and facts != forms.rm_checks_facts(fast_run, seed=1)
 
 
 def test_run_folder_scripts_refuse_a_run_of_several_rounds(tmp_path, capsys):
