@@ -2,7 +2,7 @@
 demonstrations plus N more (`SFTConfig.more_demonstrations`), judged on the evaluation prompts by gold.
 
     python benchmarks/sft_demos.py --seeds 0 1 2 --more 0 1860 5000 \\
-        --save data/results/sft_demos_cpu.json        # ~10-50 s per seed and N on 2 CPU cores, plus judging
+        --save data/results/sft_demos_cpu.json        # ~6 minutes on 2 CPU cores
     python benchmarks/sft_demos.py --show data/results/sft_demos_cpu.json
 
 For each seed and N, SFT runs with `minirlhf run`'s settings for that seed (`run._stage_configs`), only
