@@ -61,7 +61,7 @@ class RMConfig:
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
                                # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS).
                                # A prompt may come twice (`new_prompts(repeats=True)`), so the mix stays the
-                               # world's: distinct prompts left 3% questions about known people, and a reward
+                               # world's: distinct prompts left 4% questions about known people, and a reward
                                # model blind to their facts (docs/reward_model.md, "The world's mix")
     likelihood_prior: bool = False  # add a * log pi_SFT(y|x) + b * |y|, a and b fitted on the same rankings
                                     # (`LikelihoodPrior`; not the paper's): +0.03 against gold on the tiny world,
@@ -402,7 +402,7 @@ def new_prompts(n: int, seed: int = 0, stream: int = 1_000, field: str = "RMConf
     files, so never among the held-out comparisons or the evaluation prompts. ``repeats``: a prompt may
     be drawn again, as users ask the same thing twice, and the categories keep the world's mix; else every
     prompt is distinct and the mix tilts to passage tasks, whose prompt space is the largest (questions
-    about the world's known people run out after ~230). ``stream`` picks the random stream (the reward
+    about the world's known people run out: 4% of 3,000 instead of 10%). ``stream`` picks the random stream (the reward
     model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises ValueError, naming ``field``,
     when the world has fewer than ``n`` left."""
     from .io import read_jsonl

@@ -194,7 +194,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     from .sft import run_sft
     from .models import REAL_MODEL_PARAMS, REAL_MODEL_RM_EPOCHS
     sft_config, rm_config, _ = _stage_configs(settings)
-    sft_config.more_demonstrations = summary["args"]["more_demonstrations"]   # the policy's demonstrations
+    sft_config.more_demonstrations = summary.get("args", {}).get("more_demonstrations") or 0   # the policy's
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
