@@ -105,8 +105,8 @@ def test_new_prompts_says_when_the_world_runs_out(monkeypatch):
 
 
 def test_new_prompts_with_repeats_keep_questions_about_known_people():
-    """Distinct new prompts run out of questions about the world's known people (~230 exist outside its
-    files), so they fall to 4% of 3,000; with repeats they stay at the world's share (10%)."""
+    """Distinct new prompts run out of questions about the world's known people, so they fall to 4% of
+    3,000; drawn with repeats they keep 10% (docs/reward_model.md quotes these shares)."""
     from minirlhf.reward import new_prompts
     from minirlhf.world import kb
     from minirlhf.world.prompts import parse_prompt
