@@ -110,7 +110,7 @@ def rm_checks_facts(folder: str | Path, seed: int = 0) -> dict | None:
     from minirlhf.reward import response_logliks
     from minirlhf.world import kb
     from minirlhf.world.gold import utility
-    from minirlhf.world.responses import FACT_PHRASES
+    from minirlhf.world.responses import FACT_PHRASES, fact_sentence
     rm_dir = Path(folder) / "rm"
     tasks = [(t, row["prompt"]) for t, row in known_person_rows(folder, ()) if t.attribute]
     if not rm_dir.is_dir() or not tasks:
@@ -121,8 +121,8 @@ def rm_checks_facts(folder: str | Path, seed: int = 0) -> dict | None:
         for phrase in FACT_PHRASES[task.attribute]:
             other = rng.choice([v for v in kb.VALUES[task.attribute] if v != value])
             prompts.append(prompt)
-            right.append(phrase.format(p=task.person, v=value, V=value[0].upper() + value[1:]))
-            wrong.append(phrase.format(p=task.person, v=other, V=other[0].upper() + other[1:]))
+            right.append(fact_sentence(phrase, task.person, value))
+            wrong.append(fact_sentence(phrase, task.person, other))
     reward = LearnedReward.load(rm_dir)
     r_right, r_wrong = reward(prompts, right), reward(prompts, wrong)
     gold = sum(utility(p, a) - utility(p, b) for p, a, b in zip(prompts, right, wrong)) / len(prompts)

@@ -52,7 +52,8 @@ def measure(seed: int, more: int, prompts: list[str], base: list[str], device: s
     wins = win_rate([utility(p, a) for p, a in zip(prompts, answers)], [utility(p, b) for p, b in zip(prompts, base)],
                     seed=seed)
     vals = [h["val_loss"] for h in sft.history if "val_loss" in h]
-    return {"seed": seed, "more_demonstrations": more, "sft_s": round(seconds, 1), "val_loss": round(vals[-1], 4) if vals else None,
+    return {"seed": seed, "more_demonstrations": more, "sft_s": round(seconds, 1),
+            "val_loss": round(vals[-1], 4) if vals else None,
             **{k: v for k, v in r.items() if k in ("helpful_rate", "false_fact_rate", "gold_utility_mean",
                                                     "harmful_rate", "helpful_rate_by_category")},
             "sft_vs_base": {k: wins[k] for k in ("gold", "ci95", "wins", "ties", "losses")}}

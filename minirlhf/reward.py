@@ -402,9 +402,9 @@ def new_prompts(n: int, seed: int = 0, stream: int = 1_000, field: str = "RMConf
     files, so never among the held-out comparisons or the evaluation prompts. ``repeats``: a prompt may
     be drawn again, as users ask the same thing twice, and the categories keep the world's mix; else every
     prompt is distinct and the mix tilts to passage tasks, whose prompt space is the largest (questions
-    about the world's known people run out: 4% of 3,000 instead of 10%). ``stream`` picks the random stream (the reward
-    model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises ValueError, naming ``field``,
-    when the world has fewer than ``n`` left."""
+    about the world's known people run out: 4% of 3,000 instead of 10%). ``stream`` picks the random
+    stream (the reward model's comparisons 1,000, `sft.more_demonstrations` 2,000); raises ValueError,
+    naming ``field``, when the world has fewer than ``n`` left."""
     from .io import read_jsonl
     from .paths import world_dir
     from .world.prompts import sample_prompt
@@ -481,8 +481,8 @@ def more_comparisons(policy, tokenizer, config: RMConfig, tau: float) -> list[di
     """K samples of ``policy`` on ``config.more_prompts`` `new_prompts` of the world's mix (a prompt may come
     twice), ranked by a labeler of ``tau``."""
     from .world.labelers import Labeler
-    rows = sample_comparisons(policy, tokenizer, new_prompts(config.more_prompts, config.seed, repeats=True), config,
-                              seed=config.seed + 3)
+    prompts = new_prompts(config.more_prompts, config.seed, repeats=True)
+    rows = sample_comparisons(policy, tokenizer, prompts, config, seed=config.seed + 3)
     return rank_comparisons(rows, Labeler(tau, seed=10 * config.seed + 4))
 
 

@@ -382,7 +382,7 @@ def more_demonstrations(n: int, seed: int = 0) -> list[dict]:
     from minirlhf.reward import new_prompts
     from minirlhf.world.prompts import parse_prompt
     from minirlhf.world.responses import write_response
-    prompts = new_prompts(n, seed, stream=DEMONSTRATION_STREAM, field="SFTConfig.more_demonstrations") if n else []
+    prompts = new_prompts(n, seed, stream=DEMONSTRATION_STREAM, field="SFTConfig.more_demonstrations")
     rng = random.Random(7_000 + seed)
     return [{"prompt": p, "completion": write_response(parse_prompt(p), "good", rng)} for p in prompts]
 

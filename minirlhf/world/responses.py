@@ -107,8 +107,13 @@ def write_response(task: Task, kind: str, rng: random.Random) -> str:
     raise ValueError(f"unknown response kind {kind!r}")
 
 
+def fact_sentence(phrase: str, person: str, value: str) -> str:
+    """One of `FACT_PHRASES` filled in: ``{p}`` the person, ``{v}`` the value, ``{V}`` it capitalised."""
+    return phrase.format(p=person, v=value, V=value[0].upper() + value[1:])
+
+
 def _fact(person: str, attribute: str, value: str, rng: random.Random) -> str:
-    return rng.choice(FACT_PHRASES[attribute]).format(p=person, v=value, V=value[0].upper() + value[1:])
+    return fact_sentence(rng.choice(FACT_PHRASES[attribute]), person, value)
 
 
 def _good(task: Task, rng: random.Random) -> str:
