@@ -21,7 +21,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,26 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def parse(text: str) -> dict:
     """'beta=0.05,adaptive_kl=true' -> {"beta": 0.05, "adaptive_kl": True}, typed as PPOConfig's fields."""
+    from minirlhf.ladder import config_changes
     from minirlhf.ppo import PPOConfig
-    kinds = {f.name: type(f.default) for f in fields(PPOConfig) if isinstance(f.default, (bool, int, float, str))}
-    out = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in kinds:
-            raise SystemExit(f"--try {text!r}: {item!r} is not name=value with a PPOConfig field that takes a "
-                             f"number, true/false or a word ({', '.join(sorted(kinds))})")
-        kind = kinds[key]
-        if kind is bool:
-            if value.lower() not in ("true", "false"):
-                raise SystemExit(f"--try {text!r}: {key} takes true or false, not {value!r}")
-            out[key] = value.lower() == "true"
-        else:
-            try:
-                out[key] = kind(value) if kind is not int else int(float(value))
-            except ValueError:
-                raise SystemExit(f"--try {text!r}: {key} takes a {kind.__name__}, not {value!r}") from None
-    return out
+    return config_changes(text, PPOConfig, "--try")
 
 
 def measure(run: Path, change: dict, device: str, out: Path) -> dict:

@@ -354,6 +354,32 @@ def emit_result(result: dict, save: str | Path | None) -> dict:
     return result
 
 
+def config_changes(text: str, config_class, option: str) -> dict:
+    """A benchmark's settings: 'beta=0.05,adaptive_kl=true' -> {"beta": 0.05, "adaptive_kl": True}, typed as the
+    fields of the dataclass ``config_class`` that take a number, true/false or a word; anything else stops with
+    a usage error naming ``option`` and the fields it takes."""
+    from dataclasses import fields
+    kinds = {f.name: type(f.default) for f in fields(config_class) if isinstance(f.default, (bool, int, float, str))}
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in kinds:
+            raise SystemExit(f"{option} {text!r}: {item!r} is not name=value with a {config_class.__name__} field that "
+                             f"takes a number, true/false or a word ({', '.join(sorted(kinds))})")
+        kind = kinds[key]
+        if kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"{option} {text!r}: {key} takes true or false, not {value!r}")
+            out[key] = value.lower() == "true"
+        else:
+            try:
+                out[key] = kind(value) if kind is not int else int(float(value))
+            except ValueError:
+                raise SystemExit(f"{option} {text!r}: {key} takes a {kind.__name__}, not {value!r}") from None
+    return out
+
+
 def require_run_folders(parser, runs: list[str], needs: tuple[str, ...], what: str) -> None:
     """Stop with a usage error unless every folder in ``runs`` has the files ``needs`` (``what``: the kind of
     `minirlhf run` folder the script wants, for the message)."""

@@ -18,6 +18,7 @@ offline SmolLM2, precision, memory settings and friendly out-of-memory errors.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -520,3 +521,28 @@ def friendly_oom(stage: str, **settings):
                if where and hints else "")
         raise OutOfMemory(f"out of memory in {stage} ({knobs}): " + ("; or ".join(hints)
                           or "use a smaller model or a larger device") + how) from e
+
+
+# ---------------------------------------------------------------------------- the KV cache across versions
+
+_FORWARD_ARGS: dict = {}
+
+
+def forward_args(model_class) -> frozenset:
+    """The argument names of a model class's forward (looked up once per class, not per pass;
+    a plain dict, which torch.compile reads as a constant, where an lru_cache would warn)."""
+    if model_class not in _FORWARD_ARGS:
+        _FORWARD_ARGS[model_class] = frozenset(inspect.signature(model_class.forward).parameters)
+    return _FORWARD_ARGS[model_class]
+
+
+def cache_name(model) -> str:
+    """The KV-cache argument's name: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
+    from .lora import unwrap
+    return "cache" if "cache" in forward_args(type(unwrap(model))) else "past_key_values"
+
+
+def cache_of(out):
+    """The KV cache a forward with ``use_cache=True`` returned (``cache`` or ``past_key_values``)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values

@@ -12,7 +12,6 @@ in ``docs/ppo.md``. The losses below are small pure functions; ``train_ppo`` is 
 """
 from __future__ import annotations
 
-import inspect
 import json
 import time
 import warnings
@@ -26,8 +25,8 @@ from tqdm.auto import tqdm
 
 from . import static_decoding
 from .lora import LoRAConfig, load_weights, unwrap
-from .models import (after_training, amp_dtype, backward_step_on_device, context_length, dropout_off, for_training,
-                     fuse_activations, grad_scaler, prompt_text)
+from .models import (after_training, amp_dtype, backward_step_on_device, cache_name, cache_of, context_length,
+                     dropout_off, for_training, forward_args, fuse_activations, grad_scaler, prompt_text)
 from .models import autocast as _autocast
 from .settings import require_positive
 from .step_graph import StepGraph
@@ -212,30 +211,9 @@ class AdaptiveKL:
 
 # ---------------------------------------------------------------------------- model passes
 
-_FORWARD_ARGS: dict = {}
-
-
-def _forward_args(model_class) -> frozenset:
-    """The argument names of a model class's forward (looked up once per class, not per pass;
-    a plain dict, which torch.compile reads as a constant, where an lru_cache would warn)."""
-    if model_class not in _FORWARD_ARGS:
-        _FORWARD_ARGS[model_class] = frozenset(inspect.signature(model_class.forward).parameters)
-    return _FORWARD_ARGS[model_class]
-
-
-def _cache_name(model) -> str:
-    """The KV-cache argument's name: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
-    return "cache" if "cache" in _forward_args(type(unwrap(model))) else "past_key_values"
-
-
-def _cache_of(out):
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
-
-
 def _keep(model, n: int) -> dict:
     """Ask for the LM head on the last n positions only, where the model supports it."""
-    return {"logits_to_keep": n} if "logits_to_keep" in _forward_args(type(unwrap(model))) else {}
+    return {"logits_to_keep": n} if "logits_to_keep" in forward_args(type(unwrap(model))) else {}
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -271,7 +249,7 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
                 **_static_rollout(policy, tokenizer, ids, attn, max_new_tokens, temperature, generator, compile)}
     out = policy(input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=True,
                  **_keep(policy, 1))
-    cache_name, past, full_attn = _cache_name(policy), _cache_of(out), attn
+    name, past, full_attn = cache_name(policy), cache_of(out), attn
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     tokens, logps, entropies = [], [], []
     logits = out.logits[:, -1]
@@ -292,8 +270,8 @@ def rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperat
             break
         full_attn = torch.cat([full_attn, torch.ones_like(full_attn[:, :1])], 1)
         out = policy(input_ids=nxt[:, None], attention_mask=full_attn,
-                     position_ids=_positions(full_attn)[:, -1:], use_cache=True, **{cache_name: past})
-        past, logits = _cache_of(out), out.logits[:, -1]
+                     position_ids=_positions(full_attn)[:, -1:], use_cache=True, **{name: past})
+        past, logits = cache_of(out), out.logits[:, -1]
     return {"prompt_ids": ids, "prompt_mask": attn, "response_ids": torch.stack(tokens, 1),
             "logprobs": torch.stack(logps, 1), "entropy": torch.stack(entropies, 1)}
 

@@ -256,9 +256,13 @@ def test_rm_epochs_reproduces_the_runs_reward_model_and_trains_longer(fast_run, 
     number trains a reward model of its own; a folder that is not a run is named before any training."""
     epochs = _script("rm_epochs")
     saved = tmp_path / "epochs.json"
-    out = epochs.main(["--run", str(fast_run), "--epochs", "1", "2", "--out", str(tmp_path / "o"), "--save", str(saved)])
+    out = epochs.main(["--run", str(fast_run), "--epochs", "1", "2", "--out", str(tmp_path / "o"), "--save", str(saved),
+                       "--set", "", "--set", "lr=1e-9"])
     assert json.loads(saved.read_text()) == out
-    own, longer = out["rows"]
+    own, still, longer, longer_still = out["rows"]
+    assert [r["set"] for r in out["rows"]] == ["", "lr=1e-9"] * 2
+    assert still["accuracy_gold"] != own["accuracy_gold"]             # a reward model that barely moved from its start
+    assert json.loads((tmp_path / "o" / fast_run.name / "epochs_1_lr1e-9" / "rm_info.json").read_text())["config"]["lr"] == 1e-9
     summary = json.loads((fast_run / "summary.json").read_text())
     assert (own["epochs"], longer["epochs"]) == (1, 2)
     assert own["accuracy_gold"] == own["run_accuracy_gold"] == summary["rm"]["accuracy_gold"]
@@ -266,10 +270,14 @@ def test_rm_epochs_reproduces_the_runs_reward_model_and_trains_longer(fast_run, 
     assert json.loads((tmp_path / "o" / fast_run.name / "epochs_2" / "rm_info.json").read_text())["config"]["epochs"] == 2
     capsys.readouterr()
     epochs.main(["--show", str(saved)])
-    assert "| 2 | " in capsys.readouterr().out
+    assert "| 2 | lr=1e-9 | " in capsys.readouterr().out
     with pytest.raises(SystemExit):
         epochs.main(["--run", str(tmp_path), "--epochs", "2"])
     assert "not a finished" in capsys.readouterr().err
+    for bad, says in (("lrr=1", "RMConfig field"), ("lr=fast", "takes a float"), ("epochs=3", "is --epochs")):
+        with pytest.raises(SystemExit) as stop:
+            epochs.main(["--run", str(fast_run), "--set", bad])
+        assert says in str(stop.value) + capsys.readouterr().err
 
 
 def test_answer_forms_sorts_known_person_answers(tmp_path, capsys):

@@ -163,6 +163,31 @@ def test_load_causal_lm_reads_fp32_offline_and_sets_the_pad_token(tmp_path, chat
 
 # ---------------------------------------------------------------------------- every stage
 
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_shared_prompts_give_every_pairs_own_reward_and_gradient(arch, tmp_path, chatml_tok, gpt2_tok):
+    """`encode_shared` + `shared_rewards` (each prompt computed once for its K responses) give the rewards and
+    the gradients of `encode` + `rewards_of` on every (prompt, response) pair, for K differing inside a batch;
+    it declines (None) a batch with a pair that would be cut, and `ranking_rewards` then scores every pair whole."""
+    from minirlhf.reward import encode, encode_shared, ranking_rewards, reward_model_from, rewards_of, shared_rewards
+    rm, tok = reward_model_from(_saved(tmp_path, arch, chatml_tok if arch == "llama" else gpt2_tok,
+                                       _llama if arch == "llama" else _gpt2))
+    batch = [{"prompt": DEMOS[0]["prompt"], "responses": [DEMOS[0]["completion"], "No.", "Shut up."]},
+             {"prompt": "Hi?", "responses": ["Hello there, how can I help?", "Hi."]}]
+    prompts = [b["prompt"] for b in batch for _ in b["responses"]]
+    responses = [y for b in batch for y in b["responses"]]
+    plain = rewards_of(rm, encode(tok, prompts, responses, 192))
+    grad_plain = torch.autograd.grad(plain.square().sum(), rm.score.weight)[0]
+    shared = shared_rewards(rm, encode_shared(tok, [b["prompt"] for b in batch], [b["responses"] for b in batch], 192))
+    grad_shared = torch.autograd.grad(shared.square().sum(), rm.score.weight)[0]
+    assert shared.shape == (5,)
+    assert torch.allclose(shared, plain, atol=1e-4) and torch.allclose(grad_shared, grad_plain, atol=1e-3)
+    assert torch.allclose(ranking_rewards(rm, tok, batch, 192), plain, atol=1e-4)
+    assert encode_shared(tok, ["Hi?"], [["Hello there, how can I help?"]], 5) is None       # would be cut
+    long = [{"prompt": "Hi?", "responses": ["", "Hello there, how can I help?"]}]
+    assert torch.allclose(ranking_rewards(rm, tok, long, 5), rewards_of(rm, encode(tok, ["Hi?"] * 2, long[0]["responses"], 5)),
+                          atol=1e-4)
+
+
 SFT_FAST = SFTConfig(epochs=1, batch_size=16, lr=3e-3, n_samples=2, max_new_tokens=8, eval_every=100)
 
 
