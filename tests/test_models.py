@@ -175,12 +175,14 @@ def test_shared_prompts_give_every_pairs_own_reward_and_gradient(arch, tmp_path,
              {"prompt": "Hi?", "responses": ["Hello there, how can I help?", "Hi."]}]
     prompts = [b["prompt"] for b in batch for _ in b["responses"]]
     responses = [y for b in batch for y in b["responses"]]
+    weights = [w for w in rm.parameters() if w.requires_grad]
     plain = rewards_of(rm, encode(tok, prompts, responses, 192))
-    grad_plain = torch.autograd.grad(plain.square().sum(), rm.score.weight)[0]
+    grad_plain = torch.autograd.grad(plain.square().sum(), weights, allow_unused=True)
     shared = shared_rewards(rm, encode_shared(tok, [b["prompt"] for b in batch], [b["responses"] for b in batch], 192))
-    grad_shared = torch.autograd.grad(shared.square().sum(), rm.score.weight)[0]
-    assert shared.shape == (5,)
-    assert torch.allclose(shared, plain, atol=1e-4) and torch.allclose(grad_shared, grad_plain, atol=1e-3)
+    grad_shared = torch.autograd.grad(shared.square().sum(), weights, allow_unused=True)
+    assert shared.shape == (5,) and torch.allclose(shared, plain, atol=1e-4)
+    for a, b in zip(grad_shared, grad_plain):                             # the body's weights too, not the head's alone
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
     assert torch.allclose(ranking_rewards(rm, tok, batch, 192), plain, atol=1e-4)
     assert encode_shared(tok, ["Hi?"], [["Hello there, how can I help?"]], 5) is None       # would be cut
     long = [{"prompt": "Hi?", "responses": ["", "Hello there, how can I help?"]}]
