@@ -168,10 +168,12 @@ def test_a_larger_reward_model_base_keeps_two_epochs(tmp_path, monkeypatch):
 
 def test_run_with_more_comparisons(tmp_path, monkeypatch):
     """--more-comparisons N: N more ranked prompts for training only; the held-out pairs stay the same.
-    --more-demonstrations M: SFT trains on M more demonstrations beside the world's."""
+    --more-demonstrations M: SFT trains on M more demonstrations beside the world's. --rm-epochs E: the reward
+    model's epochs, kept in the summary for `configs_of`; the run's reward model computes each prompt once."""
     from minirlhf import cli
-    from minirlhf.run import run
-    summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), more_comparisons=6, more_demonstrations=5)
+    from minirlhf.run import configs_of, run
+    summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), more_comparisons=6, more_demonstrations=5,
+                  rm_epochs=2)
     sft_info = json.loads((tmp_path / "sft" / "sft_info.json").read_text())
     world = json.loads((world_dir() / "world.json").read_text())
     n_val = sum(1 for _ in open(world_dir() / "demonstrations_val.jsonl"))
@@ -180,11 +182,17 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     info = json.loads((tmp_path / "rm" / "rm_info.json").read_text())
     n = info["config"]["max_prompts"]                                  # fast mode: the first 400 prompts
     assert info["config"]["more_prompts"] == 6
+    assert info["config"]["epochs"] == summary["args"]["rm_epochs"] == configs_of(summary, "cpu")[1].epochs == 2
+    assert info["config"]["share_prompts"] is True
     assert summary["rm"]["train_prompts"] == info["train_rankings"] == n - int(n * 0.2) + 6
     seen = {}
     monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
-    assert cli.main(["run", "--more-comparisons", "9", "--more-demonstrations", "3", "--out", str(tmp_path / "cli")]) == 0
-    assert seen["more_comparisons"] == 9 and seen["more_demonstrations"] == 3
+    assert cli.main(["run", "--more-comparisons", "9", "--more-demonstrations", "3", "--rm-epochs", "5",
+                     "--out", str(tmp_path / "cli")]) == 0
+    assert seen["more_comparisons"] == 9 and seen["more_demonstrations"] == 3 and seen["rm_epochs"] == 5
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="rm_epochs"):
+        run(tmp_path / "bad", fast=True, stages=("base",), rm_epochs=0)
 
 
 def test_run_with_the_likelihood_prior(tmp_path, monkeypatch):

@@ -212,8 +212,8 @@ def test_every_stage_runs(arch, lora, tmp_path, chatml_tok, gpt2_tok):
     rm, rm_tok = reward_model_from(tmp_path / "sft")
     rows = [{"prompt": d["prompt"], "responses": [d["completion"], "Shut up, you idiot."], "ranking": [0, 1]}
             for d in DEMOS[:16]]
-    result = train_reward_model(rm, rm_tok, rows, RMConfig(epochs=1, batch_prompts=8, lr=1e-3, lora=adapters),
-                                progress=False)
+    result = train_reward_model(rm, rm_tok, rows, RMConfig(epochs=1, batch_prompts=8, lr=1e-3, lora=adapters,
+                                                           share_prompts=True), progress=False)
     assert not is_lora(result.model) and len(result.history) == 2
     assert score(result.model, rm_tok, ["Hi?"], ["Hello."]).shape == (1,)
 
