@@ -179,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "0: the file alone)")
     p.add_argument("--more-comparisons", type=int, default=None, metavar="N",
                    help="N more comparison prompts of the world's mix for the reward model (default for the world's "
-                        "models: 13020, 7x the world's file; 0: the file alone)")
+                        "models: 5580, 4x the world's file; 0: the file alone)")
     p.add_argument("--rm-epochs", type=int, default=None, metavar="N",
-                   help="the reward model's epochs (default: 4 with the default more comparisons, else 6)")
+                   help="the reward model's epochs (default 6; docs/reward_model.md)")
     p.add_argument("--rm-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
                         "rankings (not the paper's; off by default; docs/reward_model.md)")

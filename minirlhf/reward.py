@@ -41,9 +41,9 @@ from .settings import require_positive
 class RMConfig:
     """Reward-model training settings."""
     k: int = 4                 # responses ranked per prompt (the paper: 4 to 9)
-    epochs: int = 6            # the paper trains one epoch on 33k prompts. The 1M-parameter RM on the 7,440
-                               # prompts `minirlhf run` ranked then (14,880 now) underfits at 2: 6 gave held-out gold
-                               # accuracy 0.753, 0.732, 0.747 instead of 0.682, 0.695, 0.709 (seeds 0-2; 3x the time;
+    epochs: int = 6            # the paper trains one epoch on 33k prompts. The 1M-parameter RM on `minirlhf run`'s
+                               # 7,440 ranked prompts underfits at 2: 6 gave held-out gold accuracy 0.753, 0.732,
+                               # 0.747 instead of 0.682, 0.695, 0.709 (seeds 0-2; 3x the stage's training time;
                                # benchmarks/rm_epochs.py, docs/reward_model.md). Real models keep 2 (`autopilot`)
     batch_prompts: int = 8     # prompts per step; each brings its K responses and C(K,2) pairs
     lr: float = 3e-4           # tiny models take larger steps than the paper's 9e-6 for 6B
@@ -59,8 +59,8 @@ class RMConfig:
     more_prompts: int = 0      # N more training prompts of the world's mix beyond its 2,325 (found in none of
                                # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
-                               # (docs/reward_model.md), 13,020 more +0.07 again on seed 1; 0 here, `minirlhf run`
-                               # sets 13,020 (run.MORE_COMPARISONS).
+                               # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS).
+                               # 13,020 more: +0.06 to +0.07 again on seeds 0 and 1 ("Twice the ranked prompts")
                                # A prompt may come twice (`new_prompts(repeats=True)`), so the mix stays the
                                # world's: distinct prompts left 4% questions about known people, and a reward
                                # model blind to their facts (docs/reward_model.md, "The world's mix")
@@ -73,7 +73,7 @@ class RMConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     share_prompts: bool = False  # compute each ranking's prompt once for its K responses (`encode_shared`): the
                                  # same rewards (to ~1e-6), half the tokens on the world (prompts ~25 tokens,
-                                 # answers ~10), ~13% less training time on 2 CPU cores; `minirlhf run` sets it
+                                 # answers ~10); off: the defaults' reward models stay exactly as measured
     bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0

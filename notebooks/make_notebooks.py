@@ -372,9 +372,9 @@ def sft() -> list:
             ## More demonstrations
 
             The paper's labelers wrote about 13,000 demonstrations and ranked answers to about 33,000
-            prompts. The world's file has 980 demonstrations, and `minirlhf run` adds 1,860
-            (`SFTConfig.more_demonstrations`, the paper's share of the 7,440 prompts it ranked then; 14,880
-            now): the labelers' answers to new prompts of the world's mix, never an evaluation prompt. Trained the same way,
+            prompts. The world's file has 980 demonstrations and `minirlhf run` ranks 7,440 prompts, so
+            `minirlhf run` adds 1,860 demonstrations (`SFTConfig.more_demonstrations`): the labelers'
+            answers to new prompts of the world's mix, never an evaluation prompt. Trained the same way,
             judged on the same prompts, helpful rate by category:
         """),
         code('''
@@ -885,7 +885,7 @@ def quickstart() -> list:
             minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to a few minutes.
         """),
         code('''
-            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 13,020 more
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
             summary = run("runs/quickstart", fast=settings.fast, device=settings.device, more_comparisons=more)
         '''),
         md("""
@@ -917,7 +917,7 @@ def quickstart() -> list:
         md("""
             Trained on few questions about the world's people, this reward model checks their facts
             poorly: PPO wins prompts with shorter, politer answers while its helpful rate falls below
-            SFT's (the table above). With the command line's 13,020 more prompts in the world's mix, the
+            SFT's (the table above). With the command line's 5,580 more prompts in the world's mix, the
             default run's PPO model beats its SFT model on about 7 prompts in 10 and keeps more of its
             helpfulness (the README's table). `03_reward_model.ipynb` measures the reward model,
             `04_ppo.ipynb` shows where a fooled one leads. The PPO curves: the reward model's score
@@ -1308,12 +1308,12 @@ def dpo() -> list:
             ## The whole pipeline first
 
             `minirlhf run` does SFT, the reward model and PPO (a few minutes on 2 CPU cores with the world's
-            own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 13,020 more). Beside its
+            own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 5,580 more). Beside its
             reward model it keeps the labelers' rankings the RM learned from (`rm/rankings.jsonl`) and the
             held-out comparisons it was measured on (`rm/heldout.jsonl`): DPO will learn from the same ones.
         """),
         code('''
-            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 13,020 more
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
             summary = run("runs/nb07", fast=settings.fast, device=settings.device, more_comparisons=more)
             rankings = read_jsonl("runs/nb07/rm/rankings.jsonl")
             print(f"{len(rankings)} ranked prompts; RM vs gold {summary['rm']['accuracy_gold']:.3f}; "

@@ -169,7 +169,7 @@ def test_a_larger_reward_model_base_keeps_two_epochs(tmp_path, monkeypatch):
 def test_run_with_more_comparisons(tmp_path, monkeypatch):
     """--more-comparisons N: N more ranked prompts for training only; the held-out pairs stay the same.
     --more-demonstrations M: SFT trains on M more demonstrations beside the world's. --rm-epochs E: the reward
-    model's epochs, kept in the summary for `configs_of`; the run's reward model computes each prompt once."""
+    model's epochs, kept in the summary for `configs_of`."""
     from minirlhf import cli
     from minirlhf.run import configs_of, run
     summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), more_comparisons=6, more_demonstrations=5,
@@ -183,7 +183,6 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     n = info["config"]["max_prompts"]                                  # fast mode: the first 400 prompts
     assert info["config"]["more_prompts"] == 6
     assert info["config"]["epochs"] == summary["args"]["rm_epochs"] == configs_of(summary, "cpu")[1].epochs == 2
-    assert info["config"]["share_prompts"] is True
     assert summary["rm"]["train_prompts"] == info["train_rankings"] == n - int(n * 0.2) + 6
     seen = {}
     monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
