@@ -60,7 +60,7 @@ class RMConfig:
                                # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
                                # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS).
-                               # 13,020 more: +0.06 to +0.07 again on seeds 0 and 1 ("Twice the ranked prompts")
+                               # 13,020 more: +0.03 and +0.07 again on seeds 0 and 1 ("Twice the ranked prompts")
                                # A prompt may come twice (`new_prompts(repeats=True)`), so the mix stays the
                                # world's: distinct prompts left 4% questions about known people, and a reward
                                # model blind to their facts (docs/reward_model.md, "The world's mix")
@@ -72,8 +72,8 @@ class RMConfig:
     lora: LoRAConfig | None = None  # None: train every weight; LoRAConfig(): adapters + the head, merged after
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     share_prompts: bool = False  # compute each ranking's prompt once for its K responses (`encode_shared`): the
-                                 # same rewards (to ~1e-6), half the tokens on the world (prompts ~25 tokens,
-                                 # answers ~10); off: the defaults' reward models stay exactly as measured
+                                 # same rewards from fewer tokens (the world's prompts are longer than its
+                                 # answers); off: the defaults' reward models stay exactly as measured
     bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0
@@ -194,15 +194,11 @@ def encode_shared(tokenizer, prompts: list[str], responses: list[list[str]], max
     ``prompt``: the B prompts, right-padded; ``response``: every prompt's responses + eos, right-padded,
     each row's attention mask its prompt's mask then its own, its positions going on from its prompt's
     length. The same tokens as `encode` of every (prompt, response) pair, with each prompt's tokens computed
-    once instead of K times (the world's prompts are ~25 tokens, its answers ~10). None when a pair would be
-    cut (`fit_pair`), or when an empty response would be read at a pad (pad = eos): `encode` then.
+    once instead of K times. None when a pair would be cut (`fit_pair`), or when an empty response would be
+    read at a pad (pad = eos): `encode` then.
     """
     ks = [len(ys) for ys in responses]
-    flat_p = [p for p, ys in zip(prompts, responses) for _ in ys]
-    flat_y = [y for ys in responses for y in ys]
-    ids_p, ids_r = _token_ids(tokenizer, flat_p, flat_y, format_prompts)
-    starts = [sum(ks[:b]) for b in range(len(ks))]
-    ids_p = [ids_p[i] for i in starts]
+    ids_p, ids_r = _token_ids(tokenizer, prompts, [y for ys in responses for y in ys], format_prompts)
     which = torch.repeat_interleave(torch.arange(len(ks)), torch.tensor(ks))     # each response's prompt
     rows = [r + [tokenizer.eos_token_id] for r in ids_r]
     if any(len(ids_p[b]) + len(r) > max_length for b, r in zip(which.tolist(), rows)):
