@@ -197,8 +197,9 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     from .sft import run_sft
     from .models import REAL_MODEL_PARAMS, REAL_MODEL_RM_EPOCHS
     sft_config, rm_config, _ = _stage_configs(settings)
-    sft_config.more_demonstrations = summary.get("args", {}).get("more_demonstrations") or 0   # the policy's
-    rm_config.epochs = summary.get("args", {}).get("rm_epochs") or rm_config.epochs
+    args = summary.get("args", {})
+    sft_config.more_demonstrations = args.get("more_demonstrations") or 0   # the policy's
+    rm_config.epochs = args.get("rm_epochs") or rm_config.epochs
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
@@ -401,7 +402,6 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     sft_config.more_demonstrations = more_demonstrations
     if rm_epochs is not None and rm_epochs < 1:
         raise ValueError(f"rm_epochs must be at least 1, not {rm_epochs}")
-    rm_config.epochs = rm_epochs or rm_config.epochs
     rm_prior = world_model and RM_PRIOR if rm_prior is None else rm_prior
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
                        "more_demonstrations": more_demonstrations, "more_comparisons": more_comparisons,
@@ -434,7 +434,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         if base_model is None:       # the autopilot sizes the stages from the model itself
             base_model, _ = load_model(base_path, settings.device, trust_remote_code)
         summary["autopilot"] = _pilot(base_model, settings.device, lora, (sft_config, rm_config, ppo_config))
-        rm_config.epochs = rm_epochs or rm_config.epochs          # asked for: over the autopilot's
+    rm_config.epochs = rm_epochs or rm_config.epochs              # asked for: over RMConfig's and the autopilot's
     summary["lr"] = {"sft": sft_config.lr, "rm": rm_config.lr, "ppo": ppo_config.lr, "scale": scale}  # as trained
     del base_model
     bar.update(2)
