@@ -84,8 +84,8 @@ def _run(args) -> None:
                                     f"{args.rm_size}` first")
     run(out=args.out, fast=args.fast or None, model=model, device=args.device, seed=args.seed,
         trust_remote_code=args.trust_remote_code, lora=args.lora, ppo_iterations=args.ppo_iterations,
-        rm_model=rm_model, more_comparisons=args.more_comparisons, rm_epochs=args.rm_epochs, rm_prior=args.rm_prior,
-        rounds=args.rounds, resume=args.resume, more_demonstrations=args.more_demonstrations)
+        rm_model=rm_model, more_comparisons=args.more_comparisons, rm_epochs=args.rm_epochs, beta=args.beta,
+        rm_prior=args.rm_prior, rounds=args.rounds, resume=args.resume, more_demonstrations=args.more_demonstrations)
 
 
 def _models(args) -> None:
@@ -179,9 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "0: the file alone)")
     p.add_argument("--more-comparisons", type=int, default=None, metavar="N",
                    help="N more comparison prompts of the world's mix for the reward model (default for the world's "
-                        "models: 5580, 4x the world's file; 0: the file alone)")
+                        "models: 13020, 7x the world's file; 0: the file alone)")
     p.add_argument("--rm-epochs", type=int, default=None, metavar="N",
-                   help="the reward model's epochs (default 6; docs/reward_model.md)")
+                   help="the reward model's epochs (default: 4 with the default more comparisons, else 6; "
+                        "docs/reward_model.md)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="PPO's KL weight beta (default: 0.15 with the default more comparisons, else 0.1; "
+                        "docs/reward_model.md)")
     p.add_argument("--rm-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="the reward model adds a * log pi_SFT(y|x) + b * |y| to its head, a and b fitted on its "
                         "rankings (not the paper's; off by default; docs/reward_model.md)")

@@ -41,10 +41,12 @@ from .settings import require_positive
 class RMConfig:
     """Reward-model training settings."""
     k: int = 4                 # responses ranked per prompt (the paper: 4 to 9)
-    epochs: int = 6            # the paper trains one epoch on 33k prompts. The 1M-parameter RM on `minirlhf run`'s
-                               # 7,440 ranked prompts underfits at 2: 6 gave held-out gold accuracy 0.753, 0.732,
-                               # 0.747 instead of 0.682, 0.695, 0.709 (seeds 0-2; 3x the stage's training time;
-                               # benchmarks/rm_epochs.py, docs/reward_model.md). Real models keep 2 (`autopilot`)
+    epochs: int = 6            # the paper trains one epoch on 33k prompts. The 1M-parameter RM on 7,440 ranked
+                               # prompts (`minirlhf run`'s until it ranked twice as many) underfits at 2: 6 gave
+                               # held-out gold accuracy 0.753, 0.732, 0.747 instead of 0.682, 0.695, 0.709 (seeds
+                               # 0-2; 3x the stage's training time;
+                               # benchmarks/rm_epochs.py, docs/reward_model.md). Real models keep 2 (`autopilot`);
+                               # `minirlhf run`'s 14,880 ranked prompts take 4 (run.MORE_COMPARISONS_EPOCHS)
     batch_prompts: int = 8     # prompts per step; each brings its K responses and C(K,2) pairs
     lr: float = 3e-4           # tiny models take larger steps than the paper's 9e-6 for 6B
     weight_decay: float = 0.0
@@ -59,8 +61,8 @@ class RMConfig:
     more_prompts: int = 0      # N more training prompts of the world's mix beyond its 2,325 (found in none of
                                # its files; never held out). The paper ranked ~33k prompts; 5,580 more (4x the
                                # training prompts) gave +0.10 gold accuracy, seeds 0-2, for 3.8x the stage's time
-                               # (docs/reward_model.md); 0 here, `minirlhf run` sets 5,580 (run.MORE_COMPARISONS).
-                               # 13,020 more: +0.03 and +0.07 again on seeds 0 and 1 ("Twice the ranked prompts")
+                               # (docs/reward_model.md); 13,020 more: +0.03 / +0.06 / +0.04 again (seeds 0-2,
+                               # "Twice the ranked prompts"). 0 here; `minirlhf run` sets 13,020 (run.MORE_COMPARISONS)
                                # A prompt may come twice (`new_prompts(repeats=True)`), so the mix stays the
                                # world's: distinct prompts left 4% questions about known people, and a reward
                                # model blind to their facts (docs/reward_model.md, "The world's mix")
@@ -73,7 +75,7 @@ class RMConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     share_prompts: bool = False  # compute each ranking's prompt once for its K responses (`encode_shared`): the
                                  # same rewards from fewer tokens (the world's prompts are longer than its
-                                 # answers); off: the defaults' reward models stay exactly as measured
+                                 # answers); `minirlhf run` turns it on with its 13,020 more comparisons
     bf16: bool | None = None   # bf16 autocast; None: on GPUs with native bf16, never on the CPU
     fp16: bool | None = None   # fp16 autocast + gradient scaling; None: on CUDA GPUs without bf16 (T4)
     seed: int = 0

@@ -22,16 +22,21 @@ from .paths import base_model_dir, world_dir
 from .settings import Settings, get_settings
 
 STAGES = ("world", "base", "sft", "rm", "ppo", "eval")
-# The reward model's data for the world's own models (docs/reward_model.md, "With four times the ranked
-# prompts": seeds 0-2 on 2 CPU cores, RM vs gold 0.639 -> 0.689 and PPO over SFT 0.601 -> 0.646 on average, for
-# ~2.1x the run's time). Other models (--model) rank the world's file alone: their sampling would take hours on a CPU.
-# 13,020 more (`--more-comparisons 13020 --rm-epochs 4`) gave better reward models and a more exploitable one on
-# seed 0 ("Twice the ranked prompts" in docs/reward_model.md): measured, not the default.
-MORE_COMPARISONS = 5580       # more ranked prompts: 4x the world's 1,860 (the paper ranked ~33k)
+# The reward model's data for the world's own models (docs/reward_model.md, "Twice the ranked prompts": 13,020 more
+# make 14,880 training prompts, half the paper's ~33k; seeds 0-2 on 2 CPU cores, RM vs labelers and vs gold up from
+# 5,580 more, for ~1.7x the run's time). Other models (--model) rank the world's file alone: their sampling would
+# take hours on a CPU.
+MORE_COMPARISONS = 13020      # more ranked prompts: 7x the world's 1,860 (the paper ranked ~33k)
+MORE_COMPARISONS_EPOCHS = 4   # the reward model's epochs on them: on seed 1, 4 gave 0.855 vs gold and 0.696 vs
+                              # labelers, 6 gave 0.862 and 0.691 in 1.5x the time (benchmarks/rm_epochs.py)
+MORE_COMPARISONS_BETA = 0.15  # PPO's KL weight against that sharper reward model: on seed 0 beta 0.1 let PPO repeat
+                              # items the RM likes (PPO over SFT 0.654, over base 0.849); 0.15 gave 0.727 and 0.888
+                              # (benchmarks/ppo_sweep.py, docs/reward_model.md)
 FAST_MORE_COMPARISONS = 40    # fast mode keeps the step and shrinks it
 # More demonstrations for the world's own models (docs/sft.md: SFT helpful 0.68 -> 0.87, seeds 0-2): the paper's ~13k
-# demonstration prompts were 0.4 of its ~33k ranked ones; 1,860 more make the world's 980 about 0.4 of the
-# 7,440 prompts ranked here. Other models (--model) train on the world's file alone, as for the comparisons.
+# demonstration prompts were 0.4 of its ~33k ranked ones; 1,860 more made the world's 980 about 0.4 of the
+# 7,440 prompts once ranked here, 0.19 of today's 14,880 (docs/sft.md). Other models (--model) train on the
+# world's file alone, as for the comparisons.
 MORE_DEMONSTRATIONS = 1860
 FAST_MORE_DEMONSTRATIONS = 40
 ROUNDS = 1                    # steps 2 and 3 once, as the paper's figure 2; `--rounds N` iterates them (section 3.1)
@@ -48,7 +53,20 @@ def configs_of(summary: dict, device: str):
     sft.more_demonstrations = args.get("more_demonstrations") or 0
     rm.epochs = args.get("rm_epochs") or rm.epochs
     rm.more_prompts, rm.likelihood_prior = args.get("more_comparisons") or 0, bool(args.get("rm_prior"))
+    rm.share_prompts = bool(args.get("share_prompts"))
+    ppo.beta = ppo.beta if args.get("beta") is None else args["beta"]
     return sft, rm, ppo
+
+
+def comparisons_settings(more_comparisons: int, rm_epochs: int | None, beta: float | None,
+                         fast: bool) -> tuple[int | None, float | None, bool]:
+    """``(rm_epochs, beta, share_prompts)`` for a run ranking ``more_comparisons`` more prompts: with
+    ``MORE_COMPARISONS`` or more outside fast mode, the sharper reward model trains ``MORE_COMPARISONS_EPOCHS``
+    epochs computing each prompt once, and PPO holds its policy at ``MORE_COMPARISONS_BETA``. A given
+    ``rm_epochs`` or ``beta`` wins; None leaves RMConfig's and PPOConfig's own."""
+    many = more_comparisons >= MORE_COMPARISONS and not fast
+    return (MORE_COMPARISONS_EPOCHS if rm_epochs is None and many else rm_epochs,
+            MORE_COMPARISONS_BETA if beta is None and many else beta, many)
 
 
 def _stage_configs(settings: Settings):
@@ -200,6 +218,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     args = summary.get("args", {})
     sft_config.more_demonstrations = args.get("more_demonstrations") or 0   # the policy's
     rm_config.epochs = args.get("rm_epochs") or rm_config.epochs
+    rm_config.share_prompts = bool(args.get("share_prompts"))
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
@@ -318,7 +337,7 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
         trust_remote_code: bool = False, lora: bool | None = None, ppo_iterations: int | None = None,
         rm_model: str | Path | None = None, more_comparisons: int | None = None, rm_prior: bool | None = None,
         rounds: int = ROUNDS, resume: bool = False, more_demonstrations: int | None = None,
-        rm_epochs: int | None = None) -> dict:
+        rm_epochs: int | None = None, beta: float | None = None) -> dict:
     """Run the pipeline; returns the summary written to ``out/summary.json``. The summary and
     ``metrics.jsonl`` are also written after every stage, so a run that stops keeps what it measured.
 
@@ -348,7 +367,12 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     None: ``MORE_COMPARISONS`` for the world's own models (``FAST_MORE_COMPARISONS`` in fast mode),
     0 for any other; 0 ranks the world's comparison file alone, as the paper's method needs.
 
-    ``rm_epochs``: the reward model's epochs. None: `RMConfig`'s (6; 1 in fast mode; real models: `autopilot`'s).
+    ``rm_epochs``: the reward model's epochs. None: ``MORE_COMPARISONS_EPOCHS`` with ``MORE_COMPARISONS`` or more
+    comparison prompts outside fast mode, else `RMConfig`'s (6; 1 in fast mode; real models: `autopilot`'s).
+    With that many comparisons the reward model also computes each prompt once (`RMConfig.share_prompts`).
+
+    ``beta``: PPO's KL weight. None: ``MORE_COMPARISONS_BETA`` with ``MORE_COMPARISONS`` or more comparison
+    prompts outside fast mode, else `PPOConfig`'s (0.1).
 
     ``rounds``: how many times steps 2 and 3 run (the paper, section 3.1: "Steps 2 and 3 can be iterated
     continuously"). Round r >= 2 ranks K/2 answers of round r-1's policy beside K/2 new SFT samples for each
@@ -402,11 +426,16 @@ def run(out: str | Path = "runs/latest", fast: bool | None = None, model: str | 
     sft_config.more_demonstrations = more_demonstrations
     if rm_epochs is not None and rm_epochs < 1:
         raise ValueError(f"rm_epochs must be at least 1, not {rm_epochs}")
+    if beta is not None and beta < 0:
+        raise ValueError(f"beta must be at least 0, not {beta}")
+    rm_epochs, beta, many = comparisons_settings(more_comparisons, rm_epochs, beta, settings.fast)
+    rm_config.share_prompts = many
+    ppo_config.beta = beta if beta is not None else ppo_config.beta
     rm_prior = world_model and RM_PRIOR if rm_prior is None else rm_prior
     summary["args"] = {"model": str(base_path), "rm_model": str(rm_model) if rm_model else None,
                        "more_demonstrations": more_demonstrations, "more_comparisons": more_comparisons,
-                       "rm_epochs": rm_epochs, "rm_prior": rm_prior, "lora": lora, "stages": list(stages),
-                       "rounds": rounds}
+                       "rm_epochs": rm_epochs, "share_prompts": many, "beta": beta, "rm_prior": rm_prior,
+                       "lora": lora, "stages": list(stages), "rounds": rounds}
     prev = _finished(out, summary, resume)
     done = prev["done"]
 

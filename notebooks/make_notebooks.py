@@ -880,12 +880,12 @@ def quickstart() -> list:
 
             `run` is what `minirlhf run` does on the command line. It writes a run folder: the models,
             `summary.json`, `metrics.jsonl`, `report.md` and the plots. SFT learns from 1,860 more
-            demonstrations than the world's 980 (`more_demonstrations`). The command line also ranks 5,580
-            more prompts for the reward model (`more_comparisons`: a better reward model, for about 8
+            demonstrations than the world's 980 (`more_demonstrations`). The command line also ranks 13,020
+            more prompts for the reward model (`more_comparisons`: a better reward model, for about 13
             minutes on 2 CPU cores); on a CPU the world's own 2,325 keep this one to a few minutes.
         """),
         code('''
-            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 13,020 more
             summary = run("runs/quickstart", fast=settings.fast, device=settings.device, more_comparisons=more)
         '''),
         md("""
@@ -917,7 +917,7 @@ def quickstart() -> list:
         md("""
             Trained on few questions about the world's people, this reward model checks their facts
             poorly: PPO wins prompts with shorter, politer answers while its helpful rate falls below
-            SFT's (the table above). With the command line's 5,580 more prompts in the world's mix, the
+            SFT's (the table above). With the command line's 13,020 more prompts in the world's mix, the
             default run's PPO model beats its SFT model on about 7 prompts in 10 and keeps more of its
             helpfulness (the README's table). `03_reward_model.ipynb` measures the reward model,
             `04_ppo.ipynb` shows where a fooled one leads. The PPO curves: the reward model's score
@@ -1308,12 +1308,12 @@ def dpo() -> list:
             ## The whole pipeline first
 
             `minirlhf run` does SFT, the reward model and PPO (a few minutes on 2 CPU cores with the world's
-            own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 5,580 more). Beside its
+            own 2,325 comparison prompts, `more_comparisons=0`; the command line ranks 13,020 more). Beside its
             reward model it keeps the labelers' rankings the RM learned from (`rm/rankings.jsonl`) and the
             held-out comparisons it was measured on (`rm/heldout.jsonl`): DPO will learn from the same ones.
         """),
         code('''
-            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 5,580 more
+            more = scaled(0, 0, None, settings)  # the world's comparison file on a CPU; on a GPU the command line's 13,020 more
             summary = run("runs/nb07", fast=settings.fast, device=settings.device, more_comparisons=more)
             rankings = read_jsonl("runs/nb07/rm/rankings.jsonl")
             print(f"{len(rankings)} ranked prompts; RM vs gold {summary['rm']['accuracy_gold']:.3f}; "

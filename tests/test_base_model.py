@@ -173,7 +173,7 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     from minirlhf import cli
     from minirlhf.run import configs_of, run
     summary = run(tmp_path, fast=True, stages=("base", "sft", "rm"), more_comparisons=6, more_demonstrations=5,
-                  rm_epochs=2)
+                  rm_epochs=2, beta=0.3)
     sft_info = json.loads((tmp_path / "sft" / "sft_info.json").read_text())
     world = json.loads((world_dir() / "world.json").read_text())
     n_val = sum(1 for _ in open(world_dir() / "demonstrations_val.jsonl"))
@@ -183,15 +183,39 @@ def test_run_with_more_comparisons(tmp_path, monkeypatch):
     n = info["config"]["max_prompts"]                                  # fast mode: the first 400 prompts
     assert info["config"]["more_prompts"] == 6
     assert info["config"]["epochs"] == summary["args"]["rm_epochs"] == configs_of(summary, "cpu")[1].epochs == 2
+    assert summary["args"]["beta"] == configs_of(summary, "cpu")[2].beta == 0.3
+    assert not info["config"]["share_prompts"] and not summary["args"]["share_prompts"]   # fast mode: as measured
     assert summary["rm"]["train_prompts"] == info["train_rankings"] == n - int(n * 0.2) + 6
     seen = {}
     monkeypatch.setattr("minirlhf.run.run", lambda **kw: seen.update(kw))
     assert cli.main(["run", "--more-comparisons", "9", "--more-demonstrations", "3", "--rm-epochs", "5",
-                     "--out", str(tmp_path / "cli")]) == 0
+                     "--beta", "0.2", "--out", str(tmp_path / "cli")]) == 0
     assert seen["more_comparisons"] == 9 and seen["more_demonstrations"] == 3 and seen["rm_epochs"] == 5
+    assert seen["beta"] == 0.2
     monkeypatch.undo()
     with pytest.raises(ValueError, match="rm_epochs"):
         run(tmp_path / "bad", fast=True, stages=("base",), rm_epochs=0)
+    with pytest.raises(ValueError, match="beta"):
+        run(tmp_path / "bad", fast=True, stages=("base",), beta=-0.1)
+
+
+def test_the_default_comparisons_bring_their_epochs_kl_weight_and_shared_prompts(tmp_path):
+    """Outside fast mode, `MORE_COMPARISONS` or more ranked prompts train the reward model
+    `MORE_COMPARISONS_EPOCHS` epochs with each prompt computed once, and PPO holds its policy at
+    `MORE_COMPARISONS_BETA`; fewer keep RMConfig's and PPOConfig's defaults; what is asked for wins."""
+    from minirlhf.ppo import PPOConfig
+    from minirlhf.reward import RMConfig
+    from minirlhf.run import (MORE_COMPARISONS, MORE_COMPARISONS_BETA, MORE_COMPARISONS_EPOCHS, comparisons_settings,
+                              configs_of, run)
+    summary = run(tmp_path, fast=False, stages=("base",))
+    _, rm, ppo = configs_of(summary, "cpu")
+    assert summary["args"]["more_comparisons"] == MORE_COMPARISONS
+    assert (rm.epochs, rm.share_prompts, ppo.beta) == (MORE_COMPARISONS_EPOCHS, True, MORE_COMPARISONS_BETA)
+    assert MORE_COMPARISONS_BETA != PPOConfig().beta and MORE_COMPARISONS_EPOCHS != RMConfig().epochs
+    assert comparisons_settings(MORE_COMPARISONS - 1, None, None, False) == (None, None, False)
+    assert comparisons_settings(MORE_COMPARISONS, None, None, True) == (None, None, False)      # fast mode
+    assert comparisons_settings(MORE_COMPARISONS, 3, 0.05, False) == (3, 0.05, True)
+    assert comparisons_settings(MORE_COMPARISONS, None, 0.0, False) == (MORE_COMPARISONS_EPOCHS, 0.0, True)
 
 
 def test_run_with_the_likelihood_prior(tmp_path, monkeypatch):
