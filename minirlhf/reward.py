@@ -44,8 +44,8 @@ class RMConfig:
     epochs: int = 6            # the paper trains one epoch on 33k prompts. The 1M-parameter RM on 7,440 ranked
                                # prompts (`minirlhf run`'s until it ranked twice as many) underfits at 2: 6 gave
                                # held-out gold accuracy 0.753, 0.732, 0.747 instead of 0.682, 0.695, 0.709 (seeds
-                               # 0-2; 3x the stage's training time;
-                               # benchmarks/rm_epochs.py, docs/reward_model.md). Real models keep 2 (`autopilot`);
+                               # 0-2; 3x the stage's training time; benchmarks/rm_epochs.py, docs/reward_model.md).
+                               # Real models keep 2 (`autopilot`);
                                # `minirlhf run`'s 14,880 ranked prompts take 4 (run.MORE_COMPARISONS_EPOCHS)
     batch_prompts: int = 8     # prompts per step; each brings its K responses and C(K,2) pairs
     lr: float = 3e-4           # tiny models take larger steps than the paper's 9e-6 for 6B
