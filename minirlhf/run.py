@@ -48,8 +48,13 @@ def configs_of(summary: dict, device: str):
     """The SFT, RM and PPO settings `minirlhf run` used for the run of this ``summary`` (its seed and
     fast mode, its extra demonstrations, its reward model's extra comparisons and prior) on ``device``: what a
     benchmark that trains a run's stages again starts from."""
-    sft, rm, ppo = _stage_configs(get_settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"]))
-    args = summary.get("args", {})
+    settings = get_settings(fast=bool(summary.get("fast")), device=device, seed=summary["seed"])
+    return _with_run_args(summary.get("args", {}), *_stage_configs(settings))
+
+
+def _with_run_args(args: dict, sft, rm, ppo):
+    """The stage configs with a run's ``summary["args"]`` applied: its extra demonstrations and comparisons,
+    its reward model's epochs, shared prompts and prior, and PPO's KL weight (where the run set them)."""
     sft.more_demonstrations = args.get("more_demonstrations") or 0
     rm.epochs = args.get("rm_epochs") or rm.epochs
     rm.more_prompts, rm.likelihood_prior = args.get("more_comparisons") or 0, bool(args.get("rm_prior"))
@@ -214,11 +219,7 @@ def _rm_sft(rm_base: Path, out: Path, settings, summary: dict):
     config at that base's learning-rate scale."""
     from .sft import run_sft
     from .models import REAL_MODEL_PARAMS, REAL_MODEL_RM_EPOCHS
-    sft_config, rm_config, _ = _stage_configs(settings)
-    args = summary.get("args", {})
-    sft_config.more_demonstrations = args.get("more_demonstrations") or 0   # the policy's
-    rm_config.epochs = args.get("rm_epochs") or rm_config.epochs
-    rm_config.share_prompts = bool(args.get("share_prompts"))
+    sft_config, rm_config, _ = _with_run_args(summary.get("args", {}), *_stage_configs(settings))  # the policy's
     info = base_info(rm_base)
     scale = lr_scale(info)
     sft_config.lr, rm_config.lr = sft_config.lr * scale, rm_config.lr * scale
